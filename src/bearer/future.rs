@@ -1,0 +1,97 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use http::Response;
+use pin_project_lite::pin_project;
+
+use super::cache::Ticket;
+use super::core;
+use crate::error::{BoxError, Error};
+
+/// The boxed wait for a token, then the inner service's future. Only requests that have to
+/// wait for a fetch take this path; the fixed and cached-token paths are not boxed.
+pub(super) type Waiting<F> =
+    Pin<Box<dyn Future<Output = Result<(F, Option<Ticket>), Error>> + Send + 'static>>;
+
+pin_project! {
+    /// Response future for [`BearerAuth`](super::BearerAuth).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner {
+            #[pin]
+            future: F,
+            ticket: Option<Ticket>,
+        },
+        Waiting {
+            waiting: Waiting<F>,
+        },
+        Failed {
+            error: Option<Error>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn inner(future: F, ticket: Option<Ticket>) -> Self {
+        Self {
+            state: State::Inner { future, ticket },
+        }
+    }
+
+    pub(super) fn waiting(waiting: Waiting<F>) -> Self {
+        Self {
+            state: State::Waiting { waiting },
+        }
+    }
+
+    pub(super) fn failed(error: Error) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<R>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Inner { future, ticket } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    core::finish(response.status(), ticket.take());
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Waiting { waiting } => match ready!(waiting.as_mut().poll(cx)) {
+                    Ok((future, ticket)) => this.state.set(State::Inner { future, ticket }),
+                    Err(err) => return Poll::Ready(Err(err.into())),
+                },
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(match error.take() {
+                        Some(err) => err.into(),
+                        None => "BearerAuth response future polled after completion".into(),
+                    }))
+                }
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,321 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use super::cache::TokenCache;
+use super::core::{AuthCore, Credential};
+use super::BearerAuth;
+use crate::error::{Error, ErrorKind};
+use crate::origin::{Origin, Origins};
+use crate::token::{BearerToken, TokenSource};
+
+const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
+const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Layer that applies [`BearerAuth`], which sends `Authorization: Bearer <token>` with every
+/// request that has no `Authorization` of its own.
+///
+/// All clones of a layer, and every service made from them, share one token cache.
+/// `Debug` never shows the token.
+///
+/// ```
+/// use tower_client_headers::BearerAuthLayer;
+///
+/// let layer = BearerAuthLayer::new("my-api-token")?;
+/// assert!(!format!("{layer:?}").contains("my-api-token"));
+/// # Ok::<(), tower_client_headers::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct BearerAuthLayer {
+    pub(super) core: Arc<AuthCore>,
+}
+
+impl BearerAuthLayer {
+    /// Create a new [`BearerAuthLayer`] that sends a fixed token, to every origin.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidToken`] if the token is not an RFC 6750 `b64token`; the message
+    /// never contains the token.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// let layer = BearerAuthLayer::new("abc.def-123")?;
+    /// assert!(BearerAuthLayer::new("has space").is_err());
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn new(token: impl Into<String>) -> Result<Self, Error> {
+        Self::builder().token(token).build()
+    }
+
+    /// Create a new [`BearerAuthLayer`] whose token comes from `source`, cached, shared by all
+    /// requests and refreshed ahead of expiry, with the default `refresh_before` (60 s) and
+    /// `fetch_timeout` (30 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// let layer = BearerAuthLayer::from_source(|| async {
+    ///     Ok::<_, BoxError>(Token::new(BearerToken::new("t")?).expires_in(Duration::from_secs(600)))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn from_source(source: impl TokenSource) -> Self {
+        Self::with(
+            Credential::Source(TokenCache::new(
+                Box::new(source),
+                DEFAULT_REFRESH_BEFORE,
+                DEFAULT_FETCH_TIMEOUT,
+            )),
+            Origins::default(),
+            false,
+        )
+    }
+
+    /// Create a [`BearerAuthBuilder`] to set origins, plain-http policy and refresh timing.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .token("abc")
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn builder() -> BearerAuthBuilder {
+        BearerAuthBuilder::default()
+    }
+
+    fn with(credential: Credential, origins: Origins, allow_http: bool) -> Self {
+        Self {
+            core: Arc::new(AuthCore {
+                credential,
+                origins,
+                allow_http,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth::new(inner, self.clone())
+    }
+}
+
+impl fmt::Debug for BearerAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BearerAuthLayer").field(&self.core).finish()
+    }
+}
+
+/// Builder for [`BearerAuthLayer`]. Give exactly one of [`token`](Self::token) and
+/// [`source`](Self::source).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+///
+/// let layer = BearerAuthLayer::builder()
+///     .source(|| async {
+///         Ok::<_, BoxError>(Token::new(BearerToken::new("t")?).expires_in(Duration::from_secs(300)))
+///     })
+///     .origin("https://api.example.com")
+///     .refresh_before(Duration::from_secs(30))
+///     .fetch_timeout(Duration::from_secs(5))
+///     .build()?;
+/// # Ok::<(), tower_client_headers::Error>(())
+/// ```
+pub struct BearerAuthBuilder {
+    token: Option<Result<BearerToken, Error>>,
+    source: Option<Box<dyn TokenSource>>,
+    origins: Origins,
+    allow_http: bool,
+    refresh_before: Duration,
+    fetch_timeout: Duration,
+    error: Option<Error>,
+}
+
+impl Default for BearerAuthBuilder {
+    fn default() -> Self {
+        Self {
+            token: None,
+            source: None,
+            origins: Origins::default(),
+            allow_http: false,
+            refresh_before: DEFAULT_REFRESH_BEFORE,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            error: None,
+        }
+    }
+}
+
+impl BearerAuthBuilder {
+    /// Send this fixed token.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// let layer = BearerAuthLayer::builder().token("abc").build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(BearerToken::new(token));
+        self
+    }
+
+    /// Fetch tokens from `source`, cached and refreshed ahead of expiry.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn source(mut self, source: impl TokenSource) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Scope the token to an origin, `scheme://host[:port]`; repeat for more. Requests to any
+    /// other origin pass untouched, per-request tokens included. With no origins, every request
+    /// gets the token.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .token("abc")
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn origin(mut self, origin: &str) -> Self {
+        if self.error.is_none() {
+            match Origin::parse(origin) {
+                Ok(origin) => self.origins.push(origin),
+                Err(err) => self.error = Some(err),
+            }
+        }
+        self
+    }
+
+    /// Send tokens over plain `http://` to hosts that are not loopback (default `false`:
+    /// such requests fail with [`ErrorKind::PlaintextRefused`] and nothing is sent).
+    /// Loopback (`127.0.0.0/8`, `::1`, `localhost`) is always allowed.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// // A sidecar on a private network you trust.
+    /// let layer = BearerAuthLayer::builder().token("abc").allow_http(true).build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Start refreshing a source's token this long before it expires (default 60 s), at most
+    /// half its lifetime. Requests keep using the valid token meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
+    ///     .refresh_before(Duration::from_secs(120))
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn refresh_before(mut self, before: Duration) -> Self {
+        self.refresh_before = before;
+        self
+    }
+
+    /// Fail a token fetch that takes longer than this (default 30 s). The timeout needs a tokio
+    /// runtime; without one the fetch runs inside the request with no timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
+    ///     .fetch_timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Build the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidToken`] for a token that is not an RFC 6750 `b64token`,
+    /// [`ErrorKind::InvalidOrigin`] for an origin that is not `scheme://host[:port]`, and
+    /// [`ErrorKind::InvalidConfig`] when neither or both of a token and a source were given.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerAuthLayer, ErrorKind};
+    ///
+    /// let err = BearerAuthLayer::builder().build().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    /// ```
+    pub fn build(self) -> Result<BearerAuthLayer, Error> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let credential = match (self.token, self.source) {
+            (Some(token), None) => Credential::Fixed(token?),
+            (None, Some(source)) => Credential::Source(TokenCache::new(
+                source,
+                self.refresh_before,
+                self.fetch_timeout,
+            )),
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "BearerAuthLayer needs a token or a token source",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "BearerAuthLayer takes a token or a token source, not both",
+                ))
+            }
+        };
+        Ok(BearerAuthLayer::with(
+            credential,
+            self.origins,
+            self.allow_http,
+        ))
+    }
+}
+
+impl fmt::Debug for BearerAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("source", &self.source.as_ref().map(|_| "TokenSource"))
+            .field("origins", &self.origins)
+            .field("allow_http", &self.allow_http)
+            .field("refresh_before", &self.refresh_before)
+            .field("fetch_timeout", &self.fetch_timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,58 @@
+//! Bearer tokens: [`BearerAuthLayer`] sends `Authorization: Bearer <token>`, fixed or from a
+//! refreshing [`TokenSource`](crate::TokenSource), scoped to origins and never in plain text to
+//! another host.
+//!
+//! For each request, in this order:
+//!
+//! 1. A request to an origin outside the layer's scope passes untouched.
+//! 2. [`HeaderOverrides::bearer_token`](crate::HeaderOverrides::bearer_token) (or
+//!    `set(AUTHORIZATION, ..)`) sends that credential instead, without asking the source.
+//! 3. `without_auth()`, `remove(AUTHORIZATION)` or `remove_all()` sends none.
+//! 4. A request that already has `Authorization` keeps it, and no token is fetched.
+//! 5. Otherwise the layer's token is sent, as one sensitive `Authorization` value.
+//!
+//! Whenever a credential would be sent over plain `http://` to a host that is not loopback,
+//! the request fails with [`ErrorKind::PlaintextRefused`](crate::ErrorKind::PlaintextRefused)
+//! and nothing is sent, unless the builder's `allow_http(true)` says otherwise.
+//!
+//! ```
+//! use http::{Request, Response};
+//! use std::convert::Infallible;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_client_headers::{BearerAuthLayer, BearerToken, HeaderOverrides};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let auth = BearerAuthLayer::builder()
+//!     .token("service-token")
+//!     .origin("https://api.example.com")
+//!     .build()?;
+//! let client = ServiceBuilder::new().layer(auth).service(service_fn(|req: Request<()>| async move {
+//!     Ok::<_, Infallible>(Response::new(req.headers().get("authorization").cloned()))
+//! }));
+//!
+//! let sent = client.clone().oneshot(Request::get("https://api.example.com/me").body(())?).await?;
+//! assert_eq!(sent.body().as_ref().unwrap(), "Bearer service-token");
+//!
+//! // Another origin: no token.
+//! let sent = client.clone().oneshot(Request::get("https://cdn.example.net/").body(())?).await?;
+//! assert!(sent.body().is_none());
+//!
+//! // The caller's own token for one request.
+//! let request = Request::get("https://api.example.com/me")
+//!     .extension(HeaderOverrides::new().bearer_token(BearerToken::new("user-token")?))
+//!     .body(())?;
+//! let sent = client.oneshot(request).await?;
+//! assert_eq!(sent.body().as_ref().unwrap(), "Bearer user-token");
+//! # Ok(()) }
+//! ```
+
+mod cache;
+pub(crate) mod core;
+mod future;
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::{BearerAuthBuilder, BearerAuthLayer};
+pub use service::BearerAuth;

@@ -1,0 +1,168 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::core::{attach, AuthCore, Prepared};
+use super::{BearerAuthLayer, ResponseFuture};
+use crate::error::BoxError;
+use crate::origin::Target;
+use crate::overrides::HeaderOverrides;
+
+/// Middleware that sends `Authorization: Bearer <token>` with requests that have no
+/// `Authorization` of their own, refusing plain `http://` to hosts that are not loopback.
+///
+/// Made by [`BearerAuthLayer`]. Its error is a [`BoxError`]: the inner service's errors pass
+/// through boxed, and failures of its own (plaintext refusal, a failed token fetch) are a
+/// [`crate::Error`] inside the box.
+///
+/// ```
+/// use http::{Request, Response};
+/// use std::convert::Infallible;
+/// use tower::{service_fn, ServiceExt};
+/// use tower_client_headers::{BearerAuth, BearerAuthLayer, Error, ErrorKind};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let inner = service_fn(|req: Request<()>| async move {
+///     Ok::<_, Infallible>(Response::new(req.headers().clone()))
+/// });
+/// let auth = BearerAuth::new(inner, BearerAuthLayer::new("abc")?);
+///
+/// let sent = auth.clone().oneshot(Request::get("https://api.example.com/").body(())?).await?;
+/// assert_eq!(sent.body()["authorization"], "Bearer abc");
+///
+/// let err = auth.oneshot(Request::get("http://api.example.com/").body(())?).await.unwrap_err();
+/// assert_eq!(err.downcast_ref::<Error>().map(Error::kind), Some(ErrorKind::PlaintextRefused));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    core: Arc<AuthCore>,
+}
+
+impl<S> BearerAuth<S> {
+    /// Create a new [`BearerAuth`] wrapping `inner` with the token of `layer`.
+    ///
+    /// ```
+    /// use tower::service_fn;
+    /// use tower_client_headers::{BearerAuth, BearerAuthLayer};
+    ///
+    /// let svc = BearerAuth::new(service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    /// }), BearerAuthLayer::new("abc")?);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn new(inner: S, layer: BearerAuthLayer) -> Self {
+        Self {
+            inner,
+            core: layer.core,
+        }
+    }
+
+    /// Returns a new [`BearerAuthBuilder`](super::BearerAuthBuilder) for a layer that wraps
+    /// services with a [`BearerAuth`] middleware: the same as [`BearerAuthLayer::builder`].
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuth;
+    ///
+    /// let layer = BearerAuth::<()>::layer().token("abc").build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn layer() -> super::BearerAuthBuilder {
+        BearerAuthLayer::builder()
+    }
+
+    /// Gets a reference to the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{BearerAuth, BearerAuthLayer};
+    /// let svc = BearerAuth::new(7, BearerAuthLayer::new("abc")?);
+    /// assert_eq!(*svc.get_ref(), 7);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{BearerAuth, BearerAuthLayer};
+    /// let mut svc = BearerAuth::new(7, BearerAuthLayer::new("abc")?);
+    /// *svc.get_mut() = 8;
+    /// assert_eq!(*svc.get_ref(), 8);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{BearerAuth, BearerAuthLayer};
+    /// let svc = BearerAuth::new(7, BearerAuthLayer::new("abc")?);
+    /// assert_eq!(svc.into_inner(), 7);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, R> Service<Request<B>> for BearerAuth<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let prepared = self.core.prepare(
+            Target::from_uri(&parts.uri),
+            &mut parts.headers,
+            parts.extensions.get::<HeaderOverrides>(),
+        );
+        match prepared {
+            Prepared::Ready(ticket) => {
+                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)), ticket)
+            }
+            Prepared::Refused(err) => ResponseFuture::failed(err),
+            Prepared::NeedToken => {
+                // The ready service goes with the request; `self` keeps a clone that will be
+                // made ready by the next `poll_ready`.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let core = Arc::clone(&self.core);
+                ResponseFuture::waiting(Box::pin(async move {
+                    let (value, ticket) = core.acquire().await?;
+                    attach(&mut parts.headers, value);
+                    Ok((inner.call(Request::from_parts(parts, body)), ticket))
+                }))
+            }
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("inner", &self.inner)
+            .field("auth", &self.core)
+            .finish()
+    }
+}

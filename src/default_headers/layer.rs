@@ -1,0 +1,329 @@
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tower_layer::Layer;
+
+use super::merge::Policy;
+use super::{DefaultHeaders, SessionHeaders};
+use crate::error::{Error, ErrorKind};
+use crate::origin::{Origin, Origins};
+use crate::overrides::is_always_sensitive;
+
+/// Layer that applies [`DefaultHeaders`], which adds session headers to every request.
+///
+/// Cheap to clone (the headers are shared), `Send + Sync + 'static`, and its `Debug` shows
+/// header names and policies, never values.
+///
+/// ```
+/// use http::HeaderMap;
+/// use http::header::{ACCEPT, USER_AGENT};
+/// use tower_client_headers::DefaultHeadersLayer;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(USER_AGENT, "my-app/1.0".parse()?);
+/// headers.insert(ACCEPT, "application/json".parse()?);
+/// let layer = DefaultHeadersLayer::new(headers);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct DefaultHeadersLayer {
+    pub(super) session: Arc<SessionHeaders>,
+}
+
+impl DefaultHeadersLayer {
+    /// Create a new [`DefaultHeadersLayer`] from a header map; every name gets the if-absent
+    /// policy (a request's own values win) and every value of a multi-valued name is sent.
+    /// Values of `authorization`, `proxy-authorization` and `cookie` are marked sensitive.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.append("accept", HeaderValue::from_static("application/json"));
+    /// headers.append("accept", HeaderValue::from_static("text/plain"));
+    /// let layer = DefaultHeadersLayer::new(headers);
+    /// # let _ = layer;
+    /// ```
+    pub fn new(mut headers: HeaderMap) -> Self {
+        mark_credentials_sensitive(&mut headers);
+        Self {
+            session: Arc::new(SessionHeaders::new(
+                headers,
+                HeaderMap::default(),
+                Origins::default(),
+            )),
+        }
+    }
+
+    /// Create a [`DefaultHeadersBuilder`] to choose policies, sensitive values and origins.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .header("user-agent", "my-app/1.0")
+    ///     .override_header("x-client", "my-app")
+    ///     .append_header("x-trace-tags", "session")
+    ///     .sensitive_header("x-api-key", "k-123")
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn builder() -> DefaultHeadersBuilder {
+        DefaultHeadersBuilder::default()
+    }
+
+    /// The session headers, every value in order (sensitive values stay marked).
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder().header("accept", "text/csv").build()?;
+    /// assert_eq!(layer.headers()["accept"], "text/csv");
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn headers(&self) -> &HeaderMap {
+        self.session.headers()
+    }
+}
+
+impl<S> Layer<S> for DefaultHeadersLayer {
+    type Service = DefaultHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DefaultHeaders::new(inner, self.clone())
+    }
+}
+
+impl fmt::Debug for DefaultHeadersLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultHeadersLayer")
+            .field("headers", &self.session)
+            .finish()
+    }
+}
+
+/// Builder for [`DefaultHeadersLayer`].
+///
+/// Names and values are taken as `http::request::Builder::header` takes them. The first invalid
+/// name, value or origin is kept and returned by [`build`](Self::build), so a chain of calls
+/// reads cleanly and never panics.
+///
+/// ```
+/// use tower_client_headers::{DefaultHeadersLayer, ErrorKind};
+///
+/// let err = DefaultHeadersLayer::builder()
+///     .header("accept", "application/json")
+///     .header("bad name", "x")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidHeaderName);
+/// ```
+#[derive(Default)]
+pub struct DefaultHeadersBuilder {
+    headers: HeaderMap,
+    policies: HeaderMap<Policy>,
+    origins: Origins,
+    calls: usize,
+    error: Option<Error>,
+}
+
+impl DefaultHeadersBuilder {
+    fn add<K, V>(mut self, name: K, value: V, policy: Policy, sensitive: bool) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.calls += 1;
+        if self.error.is_some() {
+            return self;
+        }
+        // An invalid name is not echoed: arguments in the wrong order would put a secret here.
+        let Ok(name) = HeaderName::try_from(name) else {
+            self.error = Some(Error::new(
+                ErrorKind::InvalidHeaderName,
+                format!(
+                    "invalid header name in header #{} of the builder (not shown)",
+                    self.calls
+                ),
+            ));
+            return self;
+        };
+        let Ok(mut value) = HeaderValue::try_from(value) else {
+            self.error = Some(Error::new(
+                ErrorKind::InvalidHeaderValue,
+                format!(
+                    "invalid value for header `{name}`: header values may not contain \
+                     CR, LF or other control characters (value not shown)"
+                ),
+            ));
+            return self;
+        };
+        if sensitive || is_always_sensitive(&name) {
+            value.set_sensitive(true);
+        }
+        // The last policy given for a name applies to all its values.
+        self.policies.insert(name.clone(), policy);
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Add a session header with the if-absent policy: sent when the request has no value of
+    /// its own for the name. Repeating a name adds another value; all are sent, in order.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .header("accept", "application/json")
+    ///     .header("accept", "text/plain")
+    ///     .build()?;
+    /// assert_eq!(layer.headers().get_all("accept").iter().count(), 2);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn header<K, V>(self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.add(name, value, Policy::IfAbsent, false)
+    }
+
+    /// Add a session header that replaces the request's own values of the name.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .override_header("user-agent", "my-app/1.0")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn override_header<K, V>(self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.add(name, value, Policy::Override, false)
+    }
+
+    /// Add a session header whose values are sent after the request's own values of the name.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .append_header("via", "1.1 my-gateway")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn append_header<K, V>(self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.add(name, value, Policy::Append, false)
+    }
+
+    /// Add an if-absent session header whose value is sensitive: hidden from `Debug` and never
+    /// indexed by HTTP/2 header compression. Use it for API keys.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .sensitive_header("x-api-key", "k-123")
+    ///     .build()?;
+    /// assert!(layer.headers()["x-api-key"].is_sensitive());
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn sensitive_header<K, V>(self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.add(name, value, Policy::IfAbsent, true)
+    }
+
+    /// Scope the layer to an origin, `scheme://host[:port]`; repeat for more. Requests to any
+    /// other origin pass the layer untouched. With no origins, every request gets the headers.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .sensitive_header("x-api-key", "k-123")
+    ///     .origin("https://api.example.com")
+    ///     .origin("https://uploads.example.com:8443")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn origin(mut self, origin: &str) -> Self {
+        if self.error.is_none() {
+            match Origin::parse(origin) {
+                Ok(origin) => self.origins.push(origin),
+                Err(err) => self.error = Some(err),
+            }
+        }
+        self
+    }
+
+    /// Build the layer.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid header name ([`ErrorKind::InvalidHeaderName`]), header value
+    /// ([`ErrorKind::InvalidHeaderValue`]) or origin ([`ErrorKind::InvalidOrigin`]) given to
+    /// the builder.
+    ///
+    /// ```
+    /// use tower_client_headers::{DefaultHeadersLayer, ErrorKind};
+    ///
+    /// let err = DefaultHeadersLayer::builder().origin("https://a.example/path").build().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidOrigin);
+    /// ```
+    pub fn build(self) -> Result<DefaultHeadersLayer, Error> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let mut special = HeaderMap::default();
+        for (name, policy) in &self.policies {
+            if *policy != Policy::IfAbsent {
+                special.insert(name.clone(), *policy);
+            }
+        }
+        Ok(DefaultHeadersLayer {
+            session: Arc::new(SessionHeaders::new(self.headers, special, self.origins)),
+        })
+    }
+}
+
+impl fmt::Debug for DefaultHeadersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultHeadersBuilder")
+            .field("names", &self.headers.keys().collect::<Vec<_>>())
+            .field("origins", &self.origins)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+fn mark_credentials_sensitive(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if is_always_sensitive(name) {
+            value.set_sensitive(true);
+        }
+    }
+}

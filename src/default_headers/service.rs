@@ -1,0 +1,140 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_service::Service;
+
+use super::{DefaultHeadersLayer, SessionHeaders};
+use crate::origin::Target;
+use crate::overrides::HeaderOverrides;
+
+/// Middleware that adds session headers to every request, honouring the request's own headers
+/// and its [`HeaderOverrides`].
+///
+/// Made by [`DefaultHeadersLayer`]. It never fails on its own: `Response`, `Error` and `Future`
+/// are the inner service's.
+///
+/// ```
+/// use http::{Request, Response};
+/// use std::convert::Infallible;
+/// use tower::{service_fn, ServiceExt};
+/// use tower_client_headers::{DefaultHeaders, DefaultHeadersLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let layer = DefaultHeadersLayer::builder().header("x-api-version", "2").build()?;
+/// let inner = service_fn(|req: Request<()>| async move {
+///     Ok::<_, Infallible>(Response::new(req.headers().clone()))
+/// });
+/// let service = DefaultHeaders::new(inner, layer);
+/// let sent = service.oneshot(Request::new(())).await?.into_body();
+/// assert_eq!(sent["x-api-version"], "2");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DefaultHeaders<S> {
+    inner: S,
+    session: Arc<SessionHeaders>,
+}
+
+impl<S> DefaultHeaders<S> {
+    /// Create a new [`DefaultHeaders`] wrapping `inner` with the session headers of `layer`.
+    ///
+    /// ```
+    /// use tower::service_fn;
+    /// use tower_client_headers::{DefaultHeaders, DefaultHeadersLayer};
+    ///
+    /// let layer = DefaultHeadersLayer::new(http::HeaderMap::new());
+    /// let svc = DefaultHeaders::new(service_fn(|_: http::Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(())
+    /// }), layer);
+    /// # let _ = svc;
+    /// ```
+    pub fn new(inner: S, layer: DefaultHeadersLayer) -> Self {
+        Self {
+            inner,
+            session: layer.session,
+        }
+    }
+
+    /// Returns a new [`Layer`](tower_layer::Layer) that wraps services with a
+    /// [`DefaultHeaders`] middleware: the same as [`DefaultHeadersLayer::builder`].
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeaders;
+    ///
+    /// let layer = DefaultHeaders::<()>::layer().header("accept", "application/json").build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn layer() -> super::DefaultHeadersBuilder {
+        DefaultHeadersLayer::builder()
+    }
+
+    /// Gets a reference to the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{DefaultHeaders, DefaultHeadersLayer};
+    /// let svc = DefaultHeaders::new(7, DefaultHeadersLayer::new(http::HeaderMap::new()));
+    /// assert_eq!(*svc.get_ref(), 7);
+    /// ```
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{DefaultHeaders, DefaultHeadersLayer};
+    /// let mut svc = DefaultHeaders::new(7, DefaultHeadersLayer::new(http::HeaderMap::new()));
+    /// *svc.get_mut() += 1;
+    /// assert_eq!(*svc.get_ref(), 8);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the underlying service.
+    ///
+    /// ```
+    /// # use tower_client_headers::{DefaultHeaders, DefaultHeadersLayer};
+    /// let svc = DefaultHeaders::new(7, DefaultHeadersLayer::new(http::HeaderMap::new()));
+    /// assert_eq!(svc.into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for DefaultHeaders<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        self.session.apply(
+            Target::from_uri(&parts.uri),
+            &mut parts.headers,
+            parts.extensions.get::<HeaderOverrides>(),
+        );
+        self.inner.call(Request::from_parts(parts, body))
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for DefaultHeaders<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefaultHeaders")
+            .field("inner", &self.inner)
+            .field("session", &self.session)
+            .finish()
+    }
+}

@@ -1,0 +1,419 @@
+//! Origins: where a layer's headers and credentials may go.
+//!
+//! An origin is `scheme://host[:port]`. Both layers take any number of origins through their
+//! builders' `origin(..)`; a request whose URI is not at one of them passes the layer untouched.
+//! This is the one place that parses origins, matches requests against them and decides what
+//! counts as loopback, for the tower services and the reqwest-middleware adapters alike.
+//!
+//! ```
+//! use tower_client_headers::DefaultHeadersLayer;
+//!
+//! // `https://api.example.com`, `https://API.example.com:443/` name the same origin.
+//! let layer = DefaultHeadersLayer::builder()
+//!     .header("x-api-key", "k-123")
+//!     .origin("https://API.example.com:443/")
+//!     .build()?;
+//! # Ok::<(), tower_client_headers::Error>(())
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use http::Uri;
+
+use crate::error::{Error, ErrorKind};
+
+/// A parsed origin: lowercase scheme, host and an explicit port.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: Box<str>,
+    host: Host,
+    port: u16,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Host {
+    /// A registered name, stored lowercase.
+    Name(Box<str>),
+    /// An IP literal, compared as an address so `[::1]` equals `[0:0::1]`.
+    Ip(IpAddr),
+}
+
+/// The parts of a request URI that origin matching needs, borrowed from an `http::Uri` or a
+/// `url::Url` (reqwest) so both adapters go through the same rule.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target<'a> {
+    scheme: Option<&'a str>,
+    /// As `http::Uri::host` gives it: IPv6 in brackets.
+    host: Option<&'a str>,
+    port: Option<u16>,
+}
+
+impl<'a> Target<'a> {
+    pub(crate) fn from_uri(uri: &'a Uri) -> Self {
+        Self {
+            scheme: uri.scheme_str(),
+            host: uri.host(),
+            port: uri.port_u16(),
+        }
+    }
+
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn from_url(url: &'a reqwest::Url) -> Self {
+        // `Url::host_str` gives IPv6 in brackets too, like `Uri::host`.
+        Self {
+            scheme: Some(url.scheme()),
+            host: url.host_str(),
+            port: url.port(),
+        }
+    }
+
+    /// `scheme://host:port` for messages (a host is never a secret; userinfo is not part of it).
+    pub(crate) fn describe(&self) -> String {
+        match (self.scheme, self.host, self.effective_port()) {
+            (Some(scheme), Some(host), Some(port)) => format!("`{scheme}://{host}:{port}`"),
+            (Some(scheme), Some(host), None) => format!("`{scheme}://{host}`"),
+            _ => "a request URI without scheme://host".to_owned(),
+        }
+    }
+
+    fn effective_port(&self) -> Option<u16> {
+        self.port.or_else(|| self.scheme.and_then(default_port))
+    }
+
+    /// Whether this request would travel in plain text to a host other than this machine.
+    /// A URI without a scheme cannot be shown to be safe, so it counts as plain text unless its
+    /// host is loopback.
+    pub(crate) fn is_plaintext_remote(&self) -> bool {
+        match self.scheme {
+            Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => false,
+            _ => !self.host.is_some_and(is_loopback_host),
+        }
+    }
+}
+
+fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some(80)
+    } else {
+        None
+    }
+}
+
+/// `127.0.0.0/8`, `::1` (also IPv4-mapped), `localhost` and names under `.localhost`
+/// (RFC 6761 reserves them for loopback).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    if let Some(ip) = parse_ip(host) {
+        return match ip {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        };
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || (host.len() > ".localhost".len()
+            && host.is_char_boundary(host.len() - ".localhost".len())
+            && host[host.len() - ".localhost".len()..].eq_ignore_ascii_case(".localhost"))
+}
+
+fn parse_ip(host: &str) -> Option<IpAddr> {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    if host.starts_with(|c: char| c.is_ascii_digit()) {
+        return host.parse::<IpAddr>().ok();
+    }
+    None
+}
+
+impl Origin {
+    /// Parse `scheme://host[:port]` with an optional trailing `/`.
+    pub(crate) fn parse(input: &str) -> Result<Self, Error> {
+        let invalid = |problem: &str| {
+            Error::new(
+                ErrorKind::InvalidOrigin,
+                format!("invalid origin {}: {problem}", describe(input)),
+            )
+        };
+        // `http::Uri` drops a fragment silently; an origin with one is a mistake worth reporting.
+        if input.contains('#') {
+            return Err(invalid("a fragment is not allowed"));
+        }
+        let uri: Uri = input
+            .parse()
+            .map_err(|_| invalid("not a URI of the form scheme://host[:port]"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(invalid("expected scheme://host[:port]"));
+        };
+        if authority.as_str().contains('@') {
+            return Err(invalid("userinfo (user:password@) is not allowed"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("a query is not allowed"));
+        }
+        if !matches!(uri.path(), "" | "/") {
+            return Err(invalid("a path is not allowed"));
+        }
+        let port = match uri.port_u16().or_else(|| default_port(scheme)) {
+            Some(port) => port,
+            None => return Err(invalid("the scheme has no default port; give one")),
+        };
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(invalid("the host is empty"));
+        }
+        let host = match parse_ip(host) {
+            Some(ip) => Host::Ip(ip),
+            None => Host::Name(host.to_ascii_lowercase().into()),
+        };
+        Ok(Self {
+            scheme: scheme.to_ascii_lowercase().into(),
+            host,
+            port,
+        })
+    }
+
+    pub(crate) fn matches(&self, target: &Target<'_>) -> bool {
+        let (Some(scheme), Some(host)) = (target.scheme, target.host) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(&self.scheme)
+            && target.effective_port() == Some(self.port)
+            && match &self.host {
+                Host::Name(name) => host.eq_ignore_ascii_case(name),
+                Host::Ip(ip) => parse_ip(host) == Some(*ip),
+            }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        match &self.host {
+            Host::Name(name) => f.write_str(name)?,
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+        }
+        write!(f, ":{}", self.port)
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Names an origin in an error without echoing anything that could be a secret: a userinfo
+/// part, a query or a string that did not even parse as a URI (it may be a token pasted in the
+/// wrong place) is not repeated.
+fn describe(input: &str) -> String {
+    match input.parse::<Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => {
+                let redacted = if authority.as_str().contains('@') {
+                    "<redacted>@"
+                } else {
+                    ""
+                };
+                let port = authority
+                    .port_u16()
+                    .map(|p| format!(":{p}"))
+                    .unwrap_or_default();
+                format!("`{scheme}://{redacted}{}{port}`", authority.host())
+            }
+            _ => "(not shown: no scheme://host)".to_owned(),
+        },
+        Err(_) => "(not shown: not a URI)".to_owned(),
+    }
+}
+
+/// The origins a layer is scoped to; empty means every request.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Origins(Vec<Origin>);
+
+impl Origins {
+    pub(crate) fn push(&mut self, origin: Origin) {
+        if !self.0.contains(&origin) {
+            self.0.push(origin);
+        }
+    }
+
+    /// Whether a layer scoped to these origins acts on a request to `target`.
+    #[inline]
+    pub(crate) fn allow(&self, target: &Target<'_>) -> bool {
+        self.0.is_empty() || self.0.iter().any(|o| o.matches(target))
+    }
+}
+
+impl fmt::Debug for Origins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("any")
+        } else {
+            f.debug_list().entries(&self.0).finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(s: &str) -> Origin {
+        match Origin::parse(s) {
+            Ok(o) => o,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    fn matches(origin_str: &str, uri: &str) -> bool {
+        let uri: Uri = uri.parse().expect("test URI");
+        origin(origin_str).matches(&Target::from_uri(&uri))
+    }
+
+    #[test]
+    fn default_ports_are_normalised() {
+        assert!(matches("https://a.example", "https://a.example:443/x"));
+        assert!(matches("https://a.example:443", "https://a.example/x"));
+        assert!(matches("http://a.example", "http://a.example:80/"));
+        assert!(!matches("https://a.example", "https://a.example:8443/"));
+        assert!(!matches("https://a.example:8443", "https://a.example/"));
+        assert!(matches("http://127.0.0.1:3000", "http://127.0.0.1:3000/p?q"));
+    }
+
+    #[test]
+    fn scheme_matters() {
+        assert!(!matches("https://a.example", "http://a.example/"));
+        assert!(!matches("http://a.example", "https://a.example/"));
+        // Same port, other scheme: still another origin.
+        assert!(!matches("http://a.example:443", "https://a.example/"));
+    }
+
+    #[test]
+    fn scheme_and_host_are_case_insensitive() {
+        assert!(matches("HTTPS://A.Example", "https://a.example/"));
+        assert!(matches("https://a.example", "HTTPS://A.EXAMPLE/"));
+        assert!(!matches("https://a.example", "https://b.example/"));
+        assert!(!matches("https://a.example", "https://a.example.evil.net/"));
+        assert!(!matches("https://a.example", "https://sub.a.example/"));
+    }
+
+    #[test]
+    fn userinfo_never_fools_the_host() {
+        assert!(!matches("https://api.example.com", "https://api.example.com@evil.net/"));
+        assert!(!matches("https://api.example.com", "https://api.example.com:443@evil.net/"));
+        assert!(matches("https://evil.net", "https://api.example.com@evil.net/"));
+        assert!(matches("https://api.example.com", "https://user:pw@api.example.com/"));
+    }
+
+    #[test]
+    fn relative_uris_match_nothing() {
+        assert!(!matches("https://a.example", "/path"));
+        assert!(!matches("https://a.example", "*"));
+        let uri: Uri = "/path".parse().expect("uri");
+        assert!(!Origins::default().0.iter().any(|o| o.matches(&Target::from_uri(&uri))));
+        let mut scoped = Origins::default();
+        scoped.push(origin("https://a.example"));
+        assert!(!scoped.allow(&Target::from_uri(&uri)));
+        assert!(Origins::default().allow(&Target::from_uri(&uri)));
+    }
+
+    #[test]
+    fn ipv6_hosts_compare_as_addresses() {
+        assert!(matches("http://[::1]:8080", "http://[::1]:8080/"));
+        assert!(matches("http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080/"));
+        assert!(matches("https://[2001:DB8::1]", "https://[2001:db8::1]:443/"));
+        assert!(!matches("http://[::1]:8080", "http://127.0.0.1:8080/"));
+    }
+
+    #[test]
+    fn trailing_slash_is_accepted() {
+        assert_eq!(origin("https://a.example/"), origin("https://a.example"));
+        assert_eq!(origin("https://a.example:443/"), origin("https://A.example"));
+        assert_eq!(origin("https://a.example").to_string(), "https://a.example:443");
+    }
+
+    #[test]
+    fn invalid_origins_are_errors_that_name_the_problem() {
+        let cases = [
+            ("https://a.example/v1", "path"),
+            ("https://a.example/?k=1", "query"),
+            ("https://a.example/#frag", "fragment"),
+            ("https://user:pw@a.example", "userinfo"),
+            ("ftp2://a.example", "default port"),
+            ("a.example", "scheme://host"),
+            ("/relative", "scheme://host"),
+            ("", "URI"),
+            ("https://a b", "URI"),
+        ];
+        for (input, problem) in cases {
+            let err = Origin::parse(input).expect_err(input);
+            assert_eq!(err.kind(), ErrorKind::InvalidOrigin, "{input}");
+            assert!(err.to_string().contains(problem), "{input}: {err}");
+        }
+        // A scheme without a default port is fine with an explicit one.
+        assert!(Origin::parse("grpc://a.example:50051").is_ok());
+    }
+
+    #[test]
+    fn errors_do_not_echo_secrets() {
+        let err = Origin::parse("https://user:hunter2@a.example").expect_err("userinfo");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("a.example"), "{err}");
+        let err = Origin::parse("https://a.example/?api_key=hunter2").expect_err("query");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Origin::parse("Bearer hunter2").expect_err("garbage");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "api.localhost",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "128.0.0.1",
+            "10.0.0.1",
+            "[::2]",
+            "localhost.example",
+            "notlocalhost",
+            "example.com",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn plaintext_remote() {
+        let check = |uri: &str| {
+            let uri: Uri = uri.parse().expect("uri");
+            Target::from_uri(&uri).is_plaintext_remote()
+        };
+        assert!(check("http://api.example.com/"));
+        assert!(check("HTTP://api.example.com/"));
+        assert!(!check("https://api.example.com/"));
+        assert!(!check("http://127.0.0.1:8080/"));
+        assert!(!check("http://localhost/"));
+        assert!(!check("http://[::1]/"));
+        // userinfo naming localhost does not make evil.net loopback
+        assert!(check("http://localhost@evil.net/"));
+        // no scheme: cannot be shown to be safe
+        assert!(check("/relative"));
+    }
+}

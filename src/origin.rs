@@ -283,7 +283,10 @@ mod tests {
         assert!(matches("http://a.example", "http://a.example:80/"));
         assert!(!matches("https://a.example", "https://a.example:8443/"));
         assert!(!matches("https://a.example:8443", "https://a.example/"));
-        assert!(matches("http://127.0.0.1:3000", "http://127.0.0.1:3000/p?q"));
+        assert!(matches(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:3000/p?q"
+        ));
     }
 
     #[test]
@@ -305,10 +308,22 @@ mod tests {
 
     #[test]
     fn userinfo_never_fools_the_host() {
-        assert!(!matches("https://api.example.com", "https://api.example.com@evil.net/"));
-        assert!(!matches("https://api.example.com", "https://api.example.com:443@evil.net/"));
-        assert!(matches("https://evil.net", "https://api.example.com@evil.net/"));
-        assert!(matches("https://api.example.com", "https://user:pw@api.example.com/"));
+        assert!(!matches(
+            "https://api.example.com",
+            "https://api.example.com@evil.net/"
+        ));
+        assert!(!matches(
+            "https://api.example.com",
+            "https://api.example.com:443@evil.net/"
+        ));
+        assert!(matches(
+            "https://evil.net",
+            "https://api.example.com@evil.net/"
+        ));
+        assert!(matches(
+            "https://api.example.com",
+            "https://user:pw@api.example.com/"
+        ));
     }
 
     #[test]
@@ -316,7 +331,10 @@ mod tests {
         assert!(!matches("https://a.example", "/path"));
         assert!(!matches("https://a.example", "*"));
         let uri: Uri = "/path".parse().expect("uri");
-        assert!(!Origins::default().0.iter().any(|o| o.matches(&Target::from_uri(&uri))));
+        assert!(!Origins::default()
+            .0
+            .iter()
+            .any(|o| o.matches(&Target::from_uri(&uri))));
         let mut scoped = Origins::default();
         scoped.push(origin("https://a.example"));
         assert!(!scoped.allow(&Target::from_uri(&uri)));
@@ -326,16 +344,28 @@ mod tests {
     #[test]
     fn ipv6_hosts_compare_as_addresses() {
         assert!(matches("http://[::1]:8080", "http://[::1]:8080/"));
-        assert!(matches("http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080/"));
-        assert!(matches("https://[2001:DB8::1]", "https://[2001:db8::1]:443/"));
+        assert!(matches(
+            "http://[0:0:0:0:0:0:0:1]:8080",
+            "http://[::1]:8080/"
+        ));
+        assert!(matches(
+            "https://[2001:DB8::1]",
+            "https://[2001:db8::1]:443/"
+        ));
         assert!(!matches("http://[::1]:8080", "http://127.0.0.1:8080/"));
     }
 
     #[test]
     fn trailing_slash_is_accepted() {
         assert_eq!(origin("https://a.example/"), origin("https://a.example"));
-        assert_eq!(origin("https://a.example:443/"), origin("https://A.example"));
-        assert_eq!(origin("https://a.example").to_string(), "https://a.example:443");
+        assert_eq!(
+            origin("https://a.example:443/"),
+            origin("https://A.example")
+        );
+        assert_eq!(
+            origin("https://a.example").to_string(),
+            "https://a.example:443"
+        );
     }
 
     #[test]

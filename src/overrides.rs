@@ -194,13 +194,19 @@ mod tests {
     fn debug_never_shows_values() {
         let token = BearerToken::new("s3cr3t-token").expect("valid");
         let o = HeaderOverrides::new()
-            .set(HeaderName::from_static("x-api-key"), HeaderValue::from_static("hunter2"))
+            .set(
+                HeaderName::from_static("x-api-key"),
+                HeaderValue::from_static("hunter2"),
+            )
             .bearer_token(token)
             .remove(HeaderName::from_static("x-trace"));
         let dbg = format!("{o:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
-        assert!(dbg.contains("x-api-key") && dbg.contains("x-trace"), "{dbg}");
+        assert!(
+            dbg.contains("x-api-key") && dbg.contains("x-trace"),
+            "{dbg}"
+        );
     }
 
     #[test]
@@ -209,7 +215,10 @@ mod tests {
             .set(COOKIE, HeaderValue::from_static("a=b"))
             .set(http::header::ACCEPT, HeaderValue::from_static("*/*"));
         assert!(o.set.get(COOKIE).is_some_and(HeaderValue::is_sensitive));
-        assert!(!o.set.get(http::header::ACCEPT).is_some_and(HeaderValue::is_sensitive));
+        assert!(!o
+            .set
+            .get(http::header::ACCEPT)
+            .is_some_and(HeaderValue::is_sensitive));
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl BearerToken {
         value.push_str("Bearer ");
         value.push_str(&token);
         let mut header = HeaderValue::try_from(value).map_err(|_| {
-            Error::new(ErrorKind::InvalidToken, "invalid bearer token: not a header value")
+            Error::new(
+                ErrorKind::InvalidToken,
+                "invalid bearer token: not a header value",
+            )
         })?;
         header.set_sensitive(true);
         // Cloning a value made from a `String` allocates once to share the buffer; do it here so

@@ -280,10 +280,7 @@ impl Flight {
                     Err(_) => {
                         return Err(Error::new(
                             ErrorKind::TokenFetchTimeout,
-                            format!(
-                                "token fetch timed out after {:?}",
-                                shared.fetch_timeout
-                            ),
+                            format!("token fetch timed out after {:?}", shared.fetch_timeout),
                         ))
                     }
                 }

@@ -29,7 +29,7 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 #[derive(Clone)]
 pub struct BearerAuthLayer {
-    pub(super) core: Arc<AuthCore>,
+    pub(crate) core: Arc<AuthCore>,
 }
 
 impl BearerAuthLayer {

@@ -56,3 +56,6 @@ mod service;
 pub use future::ResponseFuture;
 pub use layer::{BearerAuthBuilder, BearerAuthLayer};
 pub use service::BearerAuth;
+
+#[cfg(test)]
+mod tests;

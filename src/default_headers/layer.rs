@@ -28,7 +28,7 @@ use crate::overrides::is_always_sensitive;
 /// ```
 #[derive(Clone)]
 pub struct DefaultHeadersLayer {
-    pub(super) session: Arc<SessionHeaders>,
+    pub(crate) session: Arc<SessionHeaders>,
 }
 
 impl DefaultHeadersLayer {
@@ -325,5 +325,96 @@ fn mark_credentials_sensitive(headers: &mut HeaderMap) {
         if is_always_sensitive(name) {
             value.set_sensitive(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn invalid_names_values_and_origins_are_errors() {
+        let err = DefaultHeadersLayer::builder()
+            .header("accept", "ok")
+            .header("bad name", "v")
+            .build()
+            .expect_err("bad name");
+        assert_eq!(err.kind(), ErrorKind::InvalidHeaderName);
+        assert!(err.to_string().contains("#2"), "{err}");
+
+        for bad in ["a\r\nInjected: 1", "a\nb", "a\0b", "\x7f"] {
+            let err = DefaultHeadersLayer::builder()
+                .sensitive_header("x-api-key", bad)
+                .build()
+                .expect_err(bad);
+            assert_eq!(err.kind(), ErrorKind::InvalidHeaderValue);
+            assert!(err.to_string().contains("x-api-key"), "{err}");
+        }
+
+        let err = DefaultHeadersLayer::builder()
+            .header("accept", "ok")
+            .origin("https://a.example/path")
+            .build()
+            .expect_err("origin with a path");
+        assert_eq!(err.kind(), ErrorKind::InvalidOrigin);
+    }
+
+    #[test]
+    fn the_first_error_is_reported() {
+        let err = DefaultHeadersLayer::builder()
+            .origin("nope")
+            .header("bad name", "v")
+            .build()
+            .expect_err("two errors");
+        assert_eq!(err.kind(), ErrorKind::InvalidOrigin);
+        let err = DefaultHeadersLayer::builder()
+            .override_header("x", "a\nb")
+            .origin("nope")
+            .build()
+            .expect_err("two errors");
+        assert_eq!(err.kind(), ErrorKind::InvalidHeaderValue);
+    }
+
+    #[test]
+    fn errors_never_contain_the_value_or_a_misplaced_secret() {
+        let err = DefaultHeadersLayer::builder()
+            .sensitive_header("x-api-key", "hunter2\n")
+            .build()
+            .expect_err("newline");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"));
+        // Arguments swapped: the "name" is the secret.
+        let err = DefaultHeadersLayer::builder()
+            .header("Bearer hunter2", "authorization")
+            .build()
+            .expect_err("swapped");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_names_and_policies_never_values() {
+        let builder = DefaultHeadersLayer::builder()
+            .header("x-api-key", "hunter2")
+            .override_header("authorization", "Bearer s3cr3t")
+            .origin("https://api.example.com");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let layer = builder.build().expect("valid");
+        let dbg = format!("{layer:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t"), "{dbg}");
+        assert!(
+            dbg.contains("x-api-key") && dbg.contains("Override"),
+            "{dbg}"
+        );
+        assert!(dbg.contains("https://api.example.com:443"), "{dbg}");
+        let svc = layer.layer(());
+        assert!(!format!("{svc:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn layer_is_clone_send_sync_static() {
+        fn assert_bounds<T: Clone + Send + Sync + fmt::Debug + 'static>() {}
+        assert_bounds::<DefaultHeadersLayer>();
+        assert_bounds::<crate::HeaderOverrides>();
     }
 }

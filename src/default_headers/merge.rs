@@ -193,3 +193,331 @@ impl fmt::Debug for SessionHeaders {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::{ACCEPT, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, USER_AGENT};
+    use http::{HeaderValue, Uri};
+
+    use super::super::{DefaultHeadersBuilder, DefaultHeadersLayer};
+    use super::*;
+
+    const API: &str = "https://api.example.com/v1/items";
+
+    fn build(b: DefaultHeadersBuilder) -> DefaultHeadersLayer {
+        b.build().expect("valid session headers")
+    }
+
+    /// Apply `layer` to a request to `uri` with `request` headers and `overrides`.
+    fn merged(
+        layer: &DefaultHeadersLayer,
+        uri: &str,
+        request: &[(&str, &str)],
+        overrides: Option<HeaderOverrides>,
+    ) -> HeaderMap {
+        let uri: Uri = uri.parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        for (name, value) in request {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        layer
+            .session
+            .apply(Target::from_uri(&uri), &mut headers, overrides.as_ref());
+        headers
+    }
+
+    fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect()
+    }
+
+    fn hv(s: &'static str) -> HeaderValue {
+        HeaderValue::from_static(s)
+    }
+
+    #[test]
+    fn if_absent_adds_every_session_value_in_order() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(ACCEPT, "application/json")
+                .header(ACCEPT, "text/plain")
+                .header(USER_AGENT, "app/1"),
+        );
+        let h = merged(&layer, API, &[("x-own", "1")], None);
+        assert_eq!(values(&h, "accept"), ["application/json", "text/plain"]);
+        assert_eq!(values(&h, "user-agent"), ["app/1"]);
+        assert_eq!(values(&h, "x-own"), ["1"]);
+        assert_eq!(h.len(), 4);
+    }
+
+    #[test]
+    fn if_absent_request_value_replaces_every_session_value() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(ACCEPT, "application/json")
+                .header(ACCEPT, "text/plain"),
+        );
+        let h = merged(&layer, API, &[("accept", "text/csv")], None);
+        assert_eq!(values(&h, "accept"), ["text/csv"]);
+        // A multi-valued request header keeps all its values.
+        let h = merged(&layer, API, &[("accept", "a/b"), ("accept", "c/d")], None);
+        assert_eq!(values(&h, "accept"), ["a/b", "c/d"]);
+    }
+
+    #[test]
+    fn override_replaces_the_request_values() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .override_header(USER_AGENT, "app/1")
+                .override_header(USER_AGENT, "app/1-extra"),
+        );
+        let h = merged(
+            &layer,
+            API,
+            &[("user-agent", "curl"), ("user-agent", "other"), ("x", "y")],
+            None,
+        );
+        assert_eq!(values(&h, "user-agent"), ["app/1", "app/1-extra"]);
+        assert_eq!(values(&h, "x"), ["y"]);
+        let h = merged(&layer, API, &[], None);
+        assert_eq!(values(&h, "user-agent"), ["app/1", "app/1-extra"]);
+    }
+
+    #[test]
+    fn append_goes_after_the_request_values() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .append_header("x-tags", "s1")
+                .append_header("x-tags", "s2"),
+        );
+        let h = merged(&layer, API, &[("x-tags", "r1"), ("x-tags", "r2")], None);
+        assert_eq!(values(&h, "x-tags"), ["r1", "r2", "s1", "s2"]);
+        let h = merged(&layer, API, &[], None);
+        assert_eq!(values(&h, "x-tags"), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn mixed_policies_in_one_request() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(ACCEPT, "application/json")
+                .override_header(USER_AGENT, "app/1")
+                .append_header("x-tags", "s")
+                .header("x-absent", "a"),
+        );
+        let h = merged(
+            &layer,
+            API,
+            &[
+                ("x-tags", "r"),
+                ("accept", "text/csv"),
+                ("user-agent", "curl"),
+                ("x-own", "o"),
+            ],
+            None,
+        );
+        assert_eq!(values(&h, "accept"), ["text/csv"]);
+        assert_eq!(values(&h, "user-agent"), ["app/1"]);
+        assert_eq!(values(&h, "x-tags"), ["r", "s"]);
+        assert_eq!(values(&h, "x-absent"), ["a"]);
+        assert_eq!(values(&h, "x-own"), ["o"]);
+        assert_eq!(h.len(), 6);
+    }
+
+    #[test]
+    fn the_last_policy_for_a_name_applies_to_all_its_values() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header("x", "1")
+                .override_header("x", "2"),
+        );
+        let h = merged(&layer, API, &[("x", "r")], None);
+        assert_eq!(values(&h, "x"), ["1", "2"]);
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .override_header("x", "1")
+                .header("x", "2"),
+        );
+        let h = merged(&layer, API, &[("x", "r")], None);
+        assert_eq!(values(&h, "x"), ["r"]);
+    }
+
+    #[test]
+    fn remove_drops_the_session_value_and_keeps_the_request_own() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(USER_AGENT, "app/1")
+                .override_header(ACCEPT, "application/json")
+                .append_header("x-tags", "s")
+                .header("x-keep", "k"),
+        );
+        let o = HeaderOverrides::new()
+            .remove(USER_AGENT)
+            .remove(ACCEPT)
+            .remove(HeaderName::from_static("x-tags"));
+        let h = merged(&layer, API, &[("accept", "text/csv")], Some(o.clone()));
+        assert!(h.get(USER_AGENT).is_none());
+        // Override policy, but removed: the request's own value stays.
+        assert_eq!(values(&h, "accept"), ["text/csv"]);
+        assert!(h.get("x-tags").is_none());
+        assert_eq!(values(&h, "x-keep"), ["k"]);
+        let h = merged(&layer, API, &[("x-tags", "r")], Some(o));
+        assert_eq!(values(&h, "x-tags"), ["r"]);
+    }
+
+    #[test]
+    fn remove_all_adds_nothing_but_keeps_request_headers_and_sets() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(USER_AGENT, "app/1")
+                .override_header(ACCEPT, "application/json")
+                .header(AUTHORIZATION, "Bearer session"),
+        );
+        let o = HeaderOverrides::new()
+            .remove_all()
+            .set(HeaderName::from_static("x-set"), hv("v"));
+        let h = merged(&layer, API, &[("accept", "text/csv")], Some(o));
+        assert!(h.get(USER_AGENT).is_none());
+        assert!(h.get(AUTHORIZATION).is_none());
+        assert_eq!(values(&h, "accept"), ["text/csv"]);
+        assert_eq!(values(&h, "x-set"), ["v"]);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn set_is_exactly_its_values() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(ACCEPT, "application/json")
+                .append_header("x-tags", "s"),
+        );
+        let o = HeaderOverrides::new()
+            .set(ACCEPT, hv("text/csv"))
+            .set(ACCEPT, hv("text/plain"))
+            .set(HeaderName::from_static("x-tags"), hv("only"));
+        let h = merged(&layer, API, &[("accept", "a/b"), ("x-tags", "r")], Some(o));
+        assert_eq!(values(&h, "accept"), ["text/csv", "text/plain"]);
+        assert_eq!(values(&h, "x-tags"), ["only"]);
+    }
+
+    #[test]
+    fn set_beats_remove_whatever_the_order() {
+        let layer = build(DefaultHeadersLayer::builder().header(ACCEPT, "application/json"));
+        for o in [
+            HeaderOverrides::new()
+                .remove(ACCEPT)
+                .set(ACCEPT, hv("text/csv")),
+            HeaderOverrides::new()
+                .set(ACCEPT, hv("text/csv"))
+                .remove(ACCEPT),
+            HeaderOverrides::new()
+                .remove_all()
+                .set(ACCEPT, hv("text/csv")),
+            HeaderOverrides::new()
+                .set(ACCEPT, hv("text/csv"))
+                .remove_all(),
+        ] {
+            let h = merged(&layer, API, &[("accept", "a/b")], Some(o));
+            assert_eq!(values(&h, "accept"), ["text/csv"]);
+        }
+    }
+
+    #[test]
+    fn set_applies_to_names_the_session_lacks() {
+        let layer = build(DefaultHeadersLayer::builder().header(ACCEPT, "application/json"));
+        let o = HeaderOverrides::new().set(HeaderName::from_static("x-request-id"), hv("42"));
+        let h = merged(&layer, API, &[("x-request-id", "1")], Some(o));
+        assert_eq!(values(&h, "x-request-id"), ["42"]);
+        assert_eq!(values(&h, "accept"), ["application/json"]);
+    }
+
+    #[test]
+    fn names_the_session_lacks_are_left_alone() {
+        let layer = build(DefaultHeadersLayer::builder().header(ACCEPT, "application/json"));
+        let h = merged(
+            &layer,
+            API,
+            &[("x-a", "1"), ("x-a", "2"), ("x-b", "3")],
+            None,
+        );
+        assert_eq!(values(&h, "x-a"), ["1", "2"]);
+        assert_eq!(values(&h, "x-b"), ["3"]);
+        // An empty session changes nothing at all.
+        let empty = DefaultHeadersLayer::new(HeaderMap::new());
+        let h = merged(&empty, API, &[("x-a", "1"), ("x-a", "2")], None);
+        assert_eq!(values(&h, "x-a"), ["1", "2"]);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn bearer_token_alone_does_not_change_session_headers() {
+        let layer = build(DefaultHeadersLayer::builder().header(ACCEPT, "application/json"));
+        let token = crate::BearerToken::new("t").expect("valid");
+        let h = merged(
+            &layer,
+            API,
+            &[],
+            Some(HeaderOverrides::new().bearer_token(token)),
+        );
+        assert_eq!(values(&h, "accept"), ["application/json"]);
+        assert!(h.get(AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn other_origins_pass_untouched_overrides_included() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header("x-api-key", "k")
+                .origin("https://api.example.com"),
+        );
+        let o = HeaderOverrides::new().set(HeaderName::from_static("x-set"), hv("v"));
+        for uri in [
+            "https://other.example.com/",
+            "http://api.example.com/",
+            "https://api.example.com:8443/",
+            "https://api.example.com@evil.net/",
+            "/relative",
+        ] {
+            let h = merged(&layer, uri, &[("x-own", "1")], Some(o.clone()));
+            assert_eq!(h.len(), 1, "{uri}: {h:?}");
+        }
+        let h = merged(&layer, "https://API.example.com:443/x", &[], Some(o));
+        assert_eq!(values(&h, "x-api-key"), ["k"]);
+        assert_eq!(values(&h, "x-set"), ["v"]);
+    }
+
+    #[test]
+    fn credentials_are_always_sensitive() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(AUTHORIZATION, "Basic abc")
+                .override_header(PROXY_AUTHORIZATION, "Basic def")
+                .append_header(COOKIE, "a=b")
+                .sensitive_header("x-api-key", "k")
+                .header(ACCEPT, "*/*"),
+        );
+        let h = merged(&layer, API, &[], None);
+        for name in [
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "x-api-key",
+        ] {
+            assert!(h[name].is_sensitive(), "{name}");
+        }
+        assert!(!h[ACCEPT].is_sensitive());
+
+        let mut map = HeaderMap::new();
+        map.insert(COOKIE, hv("a=b"));
+        map.insert(AUTHORIZATION, hv("Bearer x"));
+        let layer = DefaultHeadersLayer::new(map);
+        let h = merged(&layer, API, &[], None);
+        assert!(h[COOKIE].is_sensitive() && h[AUTHORIZATION].is_sensitive());
+    }
+}

@@ -138,3 +138,64 @@ impl<S: fmt::Debug> fmt::Debug for DefaultHeaders<S> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::{HeaderMap, Response};
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+
+    use super::*;
+
+    /// A body type that is neither `Clone` nor `Sync`.
+    struct NotClone(#[allow(dead_code)] std::cell::Cell<u8>);
+
+    #[tokio::test]
+    async fn clone_does_not_require_a_clone_body_and_future_is_the_inner_one() {
+        let layer = DefaultHeadersLayer::builder()
+            .header("x-a", "1")
+            .build()
+            .expect("valid");
+        let svc = ServiceBuilder::new().layer(layer).service(service_fn(
+            |req: Request<NotClone>| async move {
+                Ok::<_, Infallible>(Response::new(req.headers().clone()))
+            },
+        ));
+        // `type Future = S::Future`: the inner future, unwrapped (checked at compile time).
+        fn future_is_inner<S, B>(_: &DefaultHeaders<S>)
+        where
+            S: Service<Request<B>>,
+            DefaultHeaders<S>: Service<Request<B>, Future = S::Future>,
+        {
+        }
+        future_is_inner::<_, NotClone>(&svc);
+        let sent: HeaderMap = svc
+            .oneshot(Request::new(NotClone(std::cell::Cell::new(0))))
+            .await
+            .expect("infallible")
+            .into_body();
+        assert_eq!(sent["x-a"], "1");
+    }
+
+    #[tokio::test]
+    async fn overrides_are_read_from_extensions() {
+        let layer = DefaultHeadersLayer::builder()
+            .header("x-a", "1")
+            .header("x-b", "2")
+            .build()
+            .expect("valid");
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            Ok::<_, Infallible>(Response::new(req.headers().clone()))
+        }));
+        let req = Request::get("https://api.example.com/")
+            .extension(HeaderOverrides::new().remove(http::HeaderName::from_static("x-a")))
+            .body(())
+            .expect("request");
+        let sent = svc.oneshot(req).await.expect("infallible").into_body();
+        assert!(sent.get("x-a").is_none());
+        assert_eq!(sent["x-b"], "2");
+    }
+
+    use tower_layer::Layer;
+}

@@ -1,0 +1,99 @@
+//! [`reqwest_middleware::Middleware`] for both layers: thin adapters over the same merge and
+//! token rules as the tower services.
+//!
+//! [`HeaderOverrides`] is read from the middleware's extensions, so pass it with
+//! `RequestBuilder::with_extension`, or set a client-wide default with
+//! `ClientBuilder::with_init(Extension(..))`. Our own failures (plaintext refusal, a failed token
+//! fetch) are `reqwest_middleware::Error::Middleware` carrying a [`crate::Error`].
+//!
+//! The token cache runs on tokio, so this integration is for native targets; on `wasm32` the
+//! trait is implemented with `?Send`, as reqwest-middleware declares it there.
+
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next, Result};
+
+use crate::bearer::core::{self as auth, Prepared};
+use crate::origin::Target;
+use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides};
+
+/// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
+///
+/// ```
+/// use reqwest_middleware::ClientBuilder;
+/// use tower_client_headers::DefaultHeadersLayer;
+///
+/// let session = DefaultHeadersLayer::builder().header("user-agent", "my-app/1.0").build()?;
+/// let client = ClientBuilder::new(reqwest::Client::new()).with(session).build();
+/// # let _ = client;
+/// # Ok::<(), tower_client_headers::Error>(())
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Middleware for DefaultHeadersLayer {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        // Take the headers out so the URL can be borrowed beside them, without copying either.
+        let mut headers = std::mem::take(req.headers_mut());
+        self.session.apply(
+            Target::from_url(req.url()),
+            &mut headers,
+            extensions.get::<HeaderOverrides>(),
+        );
+        *req.headers_mut() = headers;
+        next.run(req, extensions).await
+    }
+}
+
+/// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and invalidates a
+/// source's token on a `401`.
+///
+/// ```
+/// use reqwest_middleware::ClientBuilder;
+/// use tower_client_headers::BearerAuthLayer;
+///
+/// let auth = BearerAuthLayer::builder().token("abc").origin("https://api.example.com").build()?;
+/// let client = ClientBuilder::new(reqwest::Client::new()).with(auth).build();
+/// # let _ = client;
+/// # Ok::<(), tower_client_headers::Error>(())
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Middleware for BearerAuthLayer {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response> {
+        let mut headers = std::mem::take(req.headers_mut());
+        let prepared = self.core.prepare(
+            Target::from_url(req.url()),
+            &mut headers,
+            extensions.get::<HeaderOverrides>(),
+        );
+        let ticket = match prepared {
+            Prepared::Ready(ticket) => ticket,
+            Prepared::Refused(err) => return Err(reqwest_middleware::Error::middleware(err)),
+            Prepared::NeedToken => {
+                let (value, ticket) = self
+                    .core
+                    .acquire()
+                    .await
+                    .map_err(reqwest_middleware::Error::middleware)?;
+                auth::attach(&mut headers, value);
+                ticket
+            }
+        };
+        *req.headers_mut() = headers;
+        let response = next.run(req, extensions).await?;
+        auth::finish(response.status(), ticket);
+        Ok(response)
+    }
+}

@@ -72,10 +72,15 @@
 //!
 //! # Layer order
 //!
-//! Put these layers *outside* (before, in `ServiceBuilder` order) a redirect-following or
-//! retrying layer: headers are then decided once per call, and a redirect to another origin
-//! is not re-authenticated. Origin scoping makes the other order safe too, because every hop is
-//! checked against the layer's origins.
+//! With a redirect-following layer such as tower-http's `FollowRedirectLayer`, put these
+//! layers *inside* it (after it, in `ServiceBuilder` order) and scope them with `origin(..)`:
+//! every hop then passes through them and is checked against the origins, so nothing of the
+//! session reaches another origin, and a hop to plain `http://` elsewhere is refused. Outside
+//! it, headers are added once and the redirect layer carries them to every hop: its standard
+//! policy strips `Authorization`, `Cookie` and `Proxy-Authorization` across origins, but a
+//! custom header such as `x-api-key` travels on. Unscoped layers inside a redirect layer
+//! authenticate every hop, wherever it goes. Retry layers can go either side: each retry is
+//! the same request to the same origin.
 //!
 //! # Features
 //!

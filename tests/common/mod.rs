@@ -1,0 +1,129 @@
+//! A real local HTTP server for the end-to-end tests, on `127.0.0.1:0`.
+//!
+//! - `/echo` (and any other path) answers `200` with the request's headers as a JSON list of
+//!   `[name, value]` pairs, in the order received; `401` instead if the request's
+//!   `Authorization` is one the test has revoked.
+//! - `/redirect?to=URL` answers `302 Found` with `Location: URL`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+#[derive(Clone, Default)]
+pub struct Server {
+    pub addr: Option<SocketAddr>,
+    revoked: Arc<Mutex<HashSet<String>>>,
+    requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+}
+
+impl Server {
+    /// Start a server on `127.0.0.1:0`; it runs until the test's runtime ends.
+    pub async fn start() -> Self {
+        let mut server = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        server.addr = Some(listener.local_addr().expect("local addr"));
+        let app = Router::new()
+            .route("/redirect", get(redirect))
+            .fallback(echo)
+            .with_state(server.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.expect("started").port()
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port())
+    }
+
+    /// The same server under another origin: `http://localhost:PORT` + `path`.
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port())
+    }
+
+    pub fn origin(&self) -> String {
+        self.url("")
+    }
+
+    /// Answer `401` to requests carrying this `Authorization` value.
+    pub fn revoke(&self, authorization: &str) {
+        self.revoked
+            .lock()
+            .expect("lock")
+            .insert(authorization.to_owned());
+    }
+
+    /// How many requests reached the server.
+    pub fn hits(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+}
+
+async fn echo(State(server): State<Server>, headers: HeaderMap) -> Response {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    server.requests.lock().expect("lock").push(pairs.clone());
+    let revoked = headers.get_all("authorization").iter().any(|v| {
+        let revoked = server.revoked.lock().expect("lock");
+        v.to_str().is_ok_and(|v| revoked.contains(v))
+    });
+    let status = if revoked {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(pairs)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct To {
+    to: String,
+}
+
+async fn redirect(Query(To { to }): Query<To>) -> Redirect {
+    Redirect::to(&to)
+}
+
+/// The headers a server echoed, as received.
+#[derive(Debug)]
+pub struct Echoed(pub Vec<(String, String)>);
+
+impl Echoed {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(serde_json::from_slice(body).expect("echo JSON"))
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        !self.all(name).is_empty()
+    }
+}

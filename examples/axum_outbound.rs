@@ -1,0 +1,117 @@
+//! An axum service calling an upstream API through one shared client stack held in `State`.
+//! When the caller sent a bearer token, it is forwarded for that call with
+//! `HeaderOverrides::bearer_token`; otherwise the service's own token is used.
+//!
+//! Run with `cargo run --example axum_outbound`.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, USER_AGENT};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_client_headers::{
+    BearerAuth, BearerAuthLayer, BearerToken, BoxError, DefaultHeaders, DefaultHeadersLayer,
+    HeaderOverrides,
+};
+
+/// The outbound client: cloned per call, sharing one token cache and one connection pool.
+type Upstream = DefaultHeaders<BearerAuth<Client<HttpConnector, Empty<Bytes>>>>;
+
+#[derive(Clone)]
+struct AppState {
+    upstream: Upstream,
+    upstream_url: String,
+}
+
+async fn handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<common::Received>, (StatusCode, String)> {
+    let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
+    let mut overrides = HeaderOverrides::new();
+    // Forward the caller's bearer token, if it sent a valid one.
+    if let Some(token) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| BearerToken::new(t).ok())
+    {
+        overrides = overrides.bearer_token(token);
+    }
+    let request = Request::get(&state.upstream_url)
+        .extension(overrides)
+        .body(Empty::new())
+        .map_err(|e| bad_gateway(e.into()))?;
+    let response = state.upstream.oneshot(request).await.map_err(bad_gateway)?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| bad_gateway(e.into()))?
+        .to_bytes();
+    serde_json::from_slice(&body)
+        .map(Json)
+        .map_err(|e| bad_gateway(e.into()))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let upstream_addr = common::echo_server().await;
+    let upstream_origin = format!("http://{upstream_addr}");
+
+    let upstream = ServiceBuilder::new()
+        .layer(
+            DefaultHeadersLayer::builder()
+                .header(USER_AGENT, "orders-service/1.0")
+                .build()?,
+        )
+        .layer(
+            BearerAuthLayer::builder()
+                .token("orders-service-token")
+                .origin(&upstream_origin)
+                .build()?,
+        )
+        .service(Client::builder(TokioExecutor::new()).build_http());
+    let app = Router::new()
+        .route("/orders", get(handler))
+        .with_state(AppState {
+            upstream,
+            upstream_url: format!("{upstream_origin}/inventory"),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let app_addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // Two callers of our axum service: one anonymous, one with its own token.
+    let caller = reqwest::Client::builder().no_proxy().build()?;
+    let url = format!("http://{app_addr}/orders");
+    let mut rows = Vec::new();
+    for (who, token) in [
+        ("anonymous caller", None),
+        ("caller with a token", Some("alice-token")),
+    ] {
+        let mut request = caller.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let received: common::Received = request.send().await?.error_for_status()?.json().await?;
+        rows.push(vec![
+            who.to_owned(),
+            common::values(&received, "user-agent"),
+            common::values(&received, "authorization"),
+        ]);
+    }
+    println!("axum service at {app_addr} calling upstream {upstream_origin}\n");
+    println!("What the upstream received:\n");
+    common::print_table(&["incoming call", "user-agent", "authorization"], &rows);
+    Ok(())
+}

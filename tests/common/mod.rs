@@ -16,11 +16,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+/// Headers as received: `[name, value]` pairs in order.
+pub type Pairs = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
 pub struct Server {
     pub addr: Option<SocketAddr>,
     revoked: Arc<Mutex<HashSet<String>>>,
-    requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    requests: Arc<Mutex<Vec<Pairs>>>,
 }
 
 impl Server {
@@ -74,7 +77,7 @@ impl Server {
 }
 
 async fn echo(State(server): State<Server>, headers: HeaderMap) -> Response {
-    let pairs: Vec<(String, String)> = headers
+    let pairs: Pairs = headers
         .iter()
         .map(|(n, v)| {
             (
@@ -107,7 +110,7 @@ async fn redirect(Query(To { to }): Query<To>) -> Redirect {
 
 /// The headers a server echoed, as received.
 #[derive(Debug)]
-pub struct Echoed(pub Vec<(String, String)>);
+pub struct Echoed(pub Pairs);
 
 impl Echoed {
     pub fn parse(body: &[u8]) -> Self {

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -52,15 +52,10 @@ async fn handler(
         .body(Empty::new())
         .map_err(|e| bad_gateway(e.into()))?;
     let response = state.upstream.oneshot(request).await.map_err(bad_gateway)?;
-    let body = response
-        .into_body()
-        .collect()
+    common::received(response)
         .await
-        .map_err(|e| bad_gateway(e.into()))?
-        .to_bytes();
-    serde_json::from_slice(&body)
         .map(Json)
-        .map_err(|e| bad_gateway(e.into()))
+        .map_err(bad_gateway)
 }
 
 #[tokio::main]

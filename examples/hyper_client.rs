@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
 use http::Request;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
@@ -52,9 +52,7 @@ async fn main() -> Result<(), BoxError> {
     ];
     let mut rows = Vec::new();
     for (what, request) in requests {
-        let response = client.clone().oneshot(request).await?;
-        let body = response.into_body().collect().await?.to_bytes();
-        let received: common::Received = serde_json::from_slice(&body)?;
+        let received = common::received(client.clone().oneshot(request).await?).await?;
         rows.push(vec![
             what.to_owned(),
             common::values(&received, "user-agent"),

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use common::{Echoed, Server};
@@ -14,9 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_client_headers::{
-    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, HeaderOverrides, Token,
-};
+use tower_client_headers::{BearerAuthLayer, BearerToken, DefaultHeadersLayer, HeaderOverrides};
 
 type Body = Empty<Bytes>;
 
@@ -117,12 +114,8 @@ async fn session_headers_overrides_and_token_through_a_real_client() {
 #[tokio::test]
 async fn a_refreshing_token_is_fetched_once_and_replaced_after_a_401() {
     let server = Server::start().await;
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fetches);
-    let auth = BearerAuthLayer::from_source(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
-    });
+    let (fetches, source) = common::counting_source();
+    let auth = BearerAuthLayer::from_source(source);
     let svc = ServiceBuilder::new().layer(auth).service(client());
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -151,12 +144,8 @@ async fn a_refreshing_token_is_fetched_once_and_replaced_after_a_401() {
 #[tokio::test]
 async fn the_request_own_authorization_is_sent_and_no_token_fetched() {
     let server = Server::start().await;
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fetches);
-    let auth = BearerAuthLayer::from_source(move || {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) }
-    });
+    let (fetches, source) = common::counting_source();
+    let auth = BearerAuthLayer::from_source(source);
     let svc = ServiceBuilder::new().layer(auth).service(client());
     let req = get(&server.url("/own"))
         .header(AUTHORIZATION, "Basic dXNlcjpwdw==")

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use common::{Echoed, Server};
 use http::header::{ACCEPT, USER_AGENT};
@@ -145,12 +144,8 @@ async fn plaintext_refusal_is_a_middleware_error_carrying_ours_and_nothing_is_se
 #[tokio::test]
 async fn a_source_token_is_shared_and_a_401_invalidates_it() {
     let server = Server::start().await;
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fetches);
-    let auth = BearerAuthLayer::from_source(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
-    });
+    let (fetches, source) = common::counting_source();
+    let auth = BearerAuthLayer::from_source(source);
     let client = ClientBuilder::new(reqwest_client()).with(auth).build();
     let (a, b) = tokio::join!(
         echoed(client.get(server.url("/a"))),

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use axum::http::HeaderMap;
 use axum::{Json, Router};
+use http_body_util::BodyExt;
+use tower_client_headers::BoxError;
 
 /// Start a server on `127.0.0.1:0` that answers every request with the headers it received,
 /// as a JSON list of `[name, value]` pairs in order.
@@ -32,6 +34,16 @@ pub async fn echo_server() -> SocketAddr {
 
 /// Headers as the echo server reports them.
 pub type Received = Vec<(String, String)>;
+
+/// Read the echo server's answer: the headers it received.
+pub async fn received<B>(response: http::Response<B>) -> Result<Received, BoxError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let body = response.into_body().collect().await.map_err(Into::into)?;
+    Ok(serde_json::from_slice(&body.to_bytes())?)
+}
 
 /// All values of `name`, comma-separated, or `-`.
 pub fn values(received: &Received, name: &str) -> String {

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
@@ -15,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tower_client_headers::{BearerToken, BoxError, Token, TokenSource};
 
 /// Headers as received: `[name, value]` pairs in order.
 pub type Pairs = Vec<(String, String)>;
@@ -129,4 +131,15 @@ impl Echoed {
     pub fn has(&self, name: &str) -> bool {
         !self.all(name).is_empty()
     }
+}
+
+/// A token source issuing `t1`, `t2`, ... that never expire, and its fetch counter.
+pub fn counting_source() -> (Arc<AtomicUsize>, impl TokenSource) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fetches);
+    let source = move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
+    };
+    (fetches, source)
 }

@@ -13,7 +13,11 @@
 //!
 //! Whenever a credential would be sent over plain `http://` to a host that is not loopback,
 //! the request fails with [`ErrorKind::PlaintextRefused`](crate::ErrorKind::PlaintextRefused)
-//! and nothing is sent, unless the builder's `allow_http(true)` says otherwise.
+//! and nothing is sent, unless the builder's `allow_http(true)` says otherwise. A request URI
+//! with no scheme (the origin-form `/path` that hyper's low-level connections take) cannot be
+//! shown to be safe, so an unscoped layer refuses it too; scope the layer with `origin(..)`
+//! (such URIs match no origin, so they pass untouched) or set `allow_http(true)` if the
+//! connection is yours to vouch for.
 //!
 //! ```
 //! use http::{Request, Response};

@@ -13,6 +13,10 @@
 //! exactly the given values; `remove(N)` and `remove_all()` stop the session adding `N` and
 //! leave the request's own `N` alone. `set` beats `remove`.
 //!
+//! For bearer tokens prefer [`BearerAuthLayer`](crate::BearerAuthLayer): it refuses to send
+//! them in plain text and can refresh them. A credential given here as a plain session header
+//! is sent as configured (marked sensitive), so scope it with `origin(..)`.
+//!
 //! ```
 //! use http::header::{ACCEPT, USER_AGENT};
 //! use http::{HeaderValue, Request, Response};

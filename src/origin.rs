@@ -158,6 +158,12 @@ impl Origin {
         if !matches!(uri.path(), "" | "/") {
             return Err(invalid("a path is not allowed"));
         }
+        // `http::Uri` accepts `host:65536` but reports no port for it; don't read that as the
+        // default port (a layer meant for one port would then apply to another).
+        let written_port = &authority.as_str()[authority.host().len()..];
+        if uri.port_u16().is_none() && written_port.len() > 1 {
+            return Err(invalid("the port is out of range (0-65535)"));
+        }
         let port = match uri.port_u16().or_else(|| default_port(scheme)) {
             Some(port) => port,
             None => return Err(invalid("the scheme has no default port; give one")),
@@ -380,6 +386,9 @@ mod tests {
             ("/relative", "scheme://host"),
             ("", "URI"),
             ("https://a b", "URI"),
+            ("https://a.example:65536", "out of range"),
+            ("http://a.example:99999/", "out of range"),
+            ("http://[::1]:70000", "out of range"),
         ];
         for (input, problem) in cases {
             let err = Origin::parse(input).expect_err(input);
@@ -388,6 +397,10 @@ mod tests {
         }
         // A scheme without a default port is fine with an explicit one.
         assert!(Origin::parse("grpc://a.example:50051").is_ok());
+        assert_eq!(origin("https://a.example:65535").port, 65535);
+        assert_eq!(origin("http://[::1]:8080").port, 8080);
+        // An empty port is the default one (RFC 3986).
+        assert_eq!(origin("https://a.example:").port, 443);
     }
 
     #[test]

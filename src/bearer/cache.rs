@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,7 +22,10 @@ use tokio::time::Instant;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::token::{Token, TokenSource};
 
-/// The longest wait before a failed background refresh may be tried again.
+/// After a failed background refresh, the next may start half the remaining lifetime later,
+/// but no sooner than this (so retries never speed up as expiry nears)...
+const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// ...and no later than this.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// How often a waiting request starts over when fetches are cancelled under it (a runtime
 /// shutting down, say) before it gives up.
@@ -36,6 +40,8 @@ struct Shared {
     refresh_before: Duration,
     fetch_timeout: Duration,
     state: RwLock<State>,
+    /// Set once a runtime without tokio's timer was seen, so the check is not repeated.
+    no_timer: AtomicBool,
 }
 
 #[derive(Default)]
@@ -123,6 +129,7 @@ impl TokenCache {
                 refresh_before,
                 fetch_timeout,
                 state: RwLock::new(State::default()),
+                no_timer: AtomicBool::new(false),
             }),
         }
     }
@@ -178,62 +185,92 @@ impl TokenCache {
         loop {
             let now = Instant::now();
             let runtime = Handle::try_current().ok();
-            let (mut rx, inline) = {
+            let step = {
                 let mut st = self.shared.write();
-                match (st.usable(now).cloned(), &st.flight) {
-                    (Some(c), _) if !(c.wants_refresh(now) && st.may_start_refresh(now)) => {
-                        return Ok((c.value, self.ticket(c.generation)));
+                match (st.usable(now).cloned(), &st.flight, runtime) {
+                    // The refresh is due and there is no runtime to run it on (`lookup`
+                    // spawns it where there is one): this request refreshes inline.
+                    (Some(c), _, None) if c.wants_refresh(now) && st.may_start_refresh(now) => {
+                        Step::Inline(Flight::begin(&self.shared, &mut st).0, Some(c))
                     }
-                    (None, Some(flight)) => (flight.rx.clone(), None),
-                    (valid, _) => {
+                    (Some(c), _, _) => return Ok((c.value, self.ticket(c.generation))),
+                    (None, Some(flight), _) => Step::Wait(flight.id, flight.rx.clone()),
+                    (None, None, Some(handle)) => {
                         let (flight, rx) = Flight::begin(&self.shared, &mut st);
-                        drop(st);
-                        match (&runtime, valid) {
-                            // A refresh while the token is still valid: don't wait for it.
-                            (Some(handle), Some(c)) => {
-                                handle.spawn(flight.run(true));
-                                return Ok((c.value, self.ticket(c.generation)));
-                            }
-                            (Some(handle), None) => {
-                                handle.spawn(flight.run(true));
-                                (rx, None)
-                            }
-                            (None, valid) => (rx, Some((flight, valid))),
-                        }
+                        Step::Spawn(handle, flight, rx)
+                    }
+                    (None, None, None) => {
+                        Step::Inline(Flight::begin(&self.shared, &mut st).0, None)
                     }
                 }
             };
-            let outcome = match inline {
-                Some((flight, valid)) => match flight.run(false).await {
-                    Ok(c) => Ok(c),
+            let outcome = match step {
+                Step::Inline(flight, valid) => Some(match flight.run(false).await {
                     // A failed refresh keeps the still-valid token.
-                    Err(err) => match valid.filter(|c| c.usable(Instant::now())) {
-                        Some(c) => Ok(c),
-                        None => Err(err),
-                    },
-                },
-                None => match rx.wait_for(Option::is_some).await {
-                    Ok(outcome) => match &*outcome {
-                        Some(outcome) => outcome.clone(),
-                        None => continue,
-                    },
-                    // The fetch was dropped before it finished (its driver was cancelled):
-                    // start over, and let one of the waiters fetch.
-                    Err(_) => {
-                        cancelled += 1;
-                        if cancelled >= MAX_CANCELLED_FLIGHTS {
-                            return Err(Error::new(
-                                ErrorKind::TokenFetch,
-                                "token fetch was cancelled repeatedly before it finished",
-                            ));
-                        }
-                        continue;
-                    }
-                },
+                    Err(err) => valid.filter(|c| c.usable(Instant::now())).ok_or(err),
+                    fetched => fetched,
+                }),
+                Step::Spawn(handle, flight, rx) => {
+                    let id = flight.id;
+                    // Spawned outside the lock: a runtime shutting down drops the task at once,
+                    // and its `Drop` takes the lock.
+                    handle.spawn(flight.run(true));
+                    self.wait(id, rx).await
+                }
+                Step::Wait(id, rx) => self.wait(id, rx).await,
             };
-            return outcome.map(|c| (c.value, self.ticket(c.generation)));
+            match outcome {
+                Some(outcome) => return outcome.map(|c| (c.value, self.ticket(c.generation))),
+                // The fetch was dropped before it finished (its driver was cancelled): start
+                // over, and let one of the waiters fetch.
+                None => {
+                    cancelled += 1;
+                    if cancelled >= MAX_CANCELLED_FLIGHTS {
+                        return Err(Error::new(
+                            ErrorKind::TokenFetch,
+                            "token fetch was cancelled repeatedly before it finished",
+                        ));
+                    }
+                }
+            }
         }
     }
+
+    /// Wait for flight `id`'s outcome; `None` if it was dropped unfinished. The wait is bounded
+    /// by the fetch timeout too: a flight spawned on a runtime that is no longer driven would
+    /// otherwise strand its waiters, so on timeout it is abandoned and the next request starts
+    /// a new one.
+    async fn wait(&self, id: u64, mut rx: watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
+        let outcome = rx.wait_for(Option::is_some);
+        let waited = if self.shared.has_timer() {
+            match tokio::time::timeout(self.shared.fetch_timeout, outcome).await {
+                Ok(waited) => waited,
+                Err(_) => {
+                    self.shared.abandon(id);
+                    return Some(Err(timeout_error(self.shared.fetch_timeout)));
+                }
+            }
+        } else {
+            outcome.await
+        };
+        waited.ok().and_then(|outcome| outcome.clone())
+    }
+}
+
+enum Step {
+    /// Join the flight in progress.
+    Wait(u64, watch::Receiver<Option<Outcome>>),
+    /// Start a flight on the runtime and wait for it.
+    Spawn(Handle, Flight, watch::Receiver<Option<Outcome>>),
+    /// Drive a flight in this request (no runtime), keeping the valid token if it fails.
+    Inline(Flight, Option<Cached>),
+}
+
+fn timeout_error(timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::TokenFetchTimeout,
+        format!("token fetch timed out after {timeout:?}"),
+    )
 }
 
 impl Shared {
@@ -244,6 +281,27 @@ impl Shared {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether tokio's timer can be used here. `tokio::time` panics on a runtime built without
+    /// `enable_time()`; that panic is caught once and remembered, never let out.
+    fn has_timer(&self) -> bool {
+        if Handle::try_current().is_err() || self.no_timer.load(Ordering::Relaxed) {
+            return false;
+        }
+        let ok = catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok();
+        if !ok {
+            self.no_timer.store(true, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Forget flight `id` (if it is still the current one), so the next request starts anew.
+    fn abandon(&self, id: u64) {
+        let mut st = self.write();
+        if st.flight.as_ref().is_some_and(|f| f.id == id) {
+            st.flight = None;
+        }
     }
 }
 
@@ -271,21 +329,24 @@ impl Flight {
         (flight, rx)
     }
 
-    async fn run(mut self, with_timeout: bool) -> Outcome {
+    /// Fetch and store. `spawned` flights run on a tokio runtime and get the fetch timeout;
+    /// inline ones (no runtime) cannot.
+    async fn run(mut self, spawned: bool) -> Outcome {
         let shared = Arc::clone(&self.shared);
         let fetch = async move {
-            let fetched = if with_timeout {
+            let fetched = if !spawned {
+                shared.source.fetch().await
+            } else if !shared.has_timer() {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "the token fetch timeout needs tokio's timer, and this runtime has none: \
+                     build it with enable_time() or enable_all()",
+                ));
+            } else {
                 match tokio::time::timeout(shared.fetch_timeout, shared.source.fetch()).await {
                     Ok(fetched) => fetched,
-                    Err(_) => {
-                        return Err(Error::new(
-                            ErrorKind::TokenFetchTimeout,
-                            format!("token fetch timed out after {:?}", shared.fetch_timeout),
-                        ))
-                    }
+                    Err(_) => return Err(timeout_error(shared.fetch_timeout)),
                 }
-            } else {
-                shared.source.fetch().await
             };
             fetched.map_err(|source| {
                 Error::with_source(ErrorKind::TokenFetch, "token fetch failed", source)
@@ -321,7 +382,8 @@ impl Flight {
                 Err(err) => {
                     if let Some(expires_at) = st.usable(now).and_then(|c| c.expires_at) {
                         let left = expires_at.saturating_duration_since(now);
-                        st.retry_at = now.checked_add(MAX_RETRY_DELAY.min(left / 2));
+                        let delay = (left / 2).clamp(MIN_RETRY_DELAY, MAX_RETRY_DELAY);
+                        st.retry_at = now.checked_add(delay);
                     }
                     Err(err)
                 }

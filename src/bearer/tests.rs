@@ -861,3 +861,82 @@ fn without_a_runtime_a_dropped_inline_fetch_lets_the_next_waiter_fetch() {
         other => panic!("expected the token, got {:?}", other.map(|r| r.map(|_| ()))),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flight_stranded_on_an_idle_runtime_times_out_for_its_waiters() {
+    let source = Source::new(Duration::ZERO, None);
+    let svc = BearerAuthLayer::builder()
+        .source(source.clone())
+        .fetch_timeout(3 * SEC)
+        .build()
+        .expect("valid")
+        .layer(Upstream::default().service());
+    // A request polled inside another runtime's context spawns the fetch there; that runtime
+    // is never driven (a sync wrapper's runtime between calls, say).
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    {
+        let _entered = idle.enter();
+        let mut first = Box::pin(send(&svc, get(API)));
+        assert!(futures::poll!(first.as_mut()).is_pending());
+    }
+    assert_eq!(
+        source.fetches(),
+        0,
+        "the fetch sits on a runtime that never runs it"
+    );
+    // A request here joins that fetch, but does not wait past the fetch timeout...
+    let before = Instant::now();
+    let err = tokio::time::timeout(60 * SEC, send(&svc, get(API)))
+        .await
+        .expect("the waiter must not hang")
+        .expect_err("timed out");
+    assert_eq!(kind(&err), Some(ErrorKind::TokenFetchTimeout));
+    assert_eq!(Instant::now() - before, 3 * SEC);
+    // ...and the stranded fetch no longer blocks the next one.
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]);
+    idle.shutdown_background();
+}
+
+#[test]
+fn a_runtime_without_timers_is_a_clear_error_not_a_panic() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let source = Source::new(Duration::ZERO, None);
+    let up = Upstream::default();
+    let svc = source_layer(&source, SEC).layer(up.service());
+    for _ in 0..2 {
+        let err = runtime
+            .block_on(send(&svc, get(API)))
+            .expect_err("no timer for the fetch timeout");
+        assert_eq!(kind(&err), Some(ErrorKind::InvalidConfig));
+        assert!(err.to_string().contains("enable_time"), "{err}");
+    }
+    assert_eq!(source.fetches(), 0);
+    assert_eq!(up.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_of_a_failing_refresh_do_not_speed_up_near_expiry() {
+    let source = Source::new(Duration::ZERO, Some(100 * SEC));
+    for n in 2..=1000 {
+        source.fail_fetch(n);
+    }
+    let svc = source_layer(&source, 60 * SEC).layer(Upstream::default().service());
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]); // window opens at 50 s
+    tokio::time::advance(50 * SEC).await;
+    // One request every 10 ms through the whole window: at most one refresh per second once
+    // the remaining lifetime is short (never faster), at most one per 5 s before.
+    let step = Duration::from_millis(10);
+    for _ in 0..(50 * 100 - 1) {
+        assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]);
+        settle().await;
+        tokio::time::advance(step).await;
+    }
+    // The delay is half the time left, clamped to 1..=5 s: refreshes at 50, 55, ..., 90 s
+    // (9), then 95, 97.5, 98.75 and 99.75 s (4). Halving without the 1 s floor gives 17.
+    assert_eq!(source.fetches() - 1, 13);
+}

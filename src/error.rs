@@ -129,13 +129,14 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The message is written to be safe to print; the source is the token source's own
-        // error, shown as the source's `Debug` chooses.
+        // The message is written to be safe to print. The source is the token source's own
+        // error, which may quote a token endpoint's URL and its query (a client secret, say):
+        // it is reachable through `source()`, not printed here.
         let mut d = f.debug_struct("Error");
         d.field("kind", &self.inner.kind)
             .field("message", &self.inner.message);
-        if let Some(source) = &self.inner.source {
-            d.field("source", source);
+        if self.inner.source.is_some() {
+            d.field("source", &format_args!("<see Error::source>"));
         }
         d.finish()
     }
@@ -168,5 +169,17 @@ mod tests {
         assert_eq!(source.as_deref(), Some("upstream said no"));
         assert_eq!(err.to_string(), "token fetch failed");
         assert!(std::error::Error::source(&Error::new(ErrorKind::InvalidOrigin, "x")).is_none());
+    }
+
+    #[test]
+    fn debug_does_not_print_the_source() {
+        let cause: BoxError = "GET https://idp.example/token?client_secret=hunter2: 500".into();
+        let err = Error::with_source(ErrorKind::TokenFetch, "token fetch failed", cause);
+        let dbg = format!("{err:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(
+            dbg.contains("TokenFetch") && dbg.contains("source"),
+            "{dbg}"
+        );
     }
 }

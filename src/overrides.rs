@@ -160,18 +160,33 @@ impl HeaderOverrides {
 
     /// Whether the session adds nothing for `name` (unless `set` gives it).
     pub(crate) fn suppresses(&self, name: &HeaderName) -> bool {
-        self.remove_all || self.removed.contains(name)
+        self.remove_all || self.removes(name)
+    }
+
+    /// Whether `name` is removed by name. A per-request token removes the session's
+    /// `Authorization`, so the token wins whichever side of `DefaultHeadersLayer` the
+    /// `BearerAuthLayer` sits (`DefaultHeadersLayer` itself never sends the token).
+    pub(crate) fn removes(&self, name: &HeaderName) -> bool {
+        self.removed.contains(name) || (self.bearer.is_some() && name == AUTHORIZATION)
     }
 
     /// Whether these overrides change what a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer)
-    /// does (`bearer_token` alone is for `BearerAuthLayer`).
+    /// does.
     pub(crate) fn affects_session(&self) -> bool {
-        self.remove_all || !self.removed.is_empty() || !self.set.is_empty()
+        self.remove_all || !self.removed.is_empty() || !self.set.is_empty() || self.bearer.is_some()
     }
 }
 
 pub(crate) fn is_always_sensitive(name: &HeaderName) -> bool {
     name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE
+}
+
+pub(crate) fn mark_credentials_sensitive(headers: &mut HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if is_always_sensitive(name) {
+            value.set_sensitive(true);
+        }
+    }
 }
 
 impl fmt::Debug for HeaderOverrides {
@@ -238,7 +253,9 @@ mod tests {
     fn empty_and_remove_is_idempotent() {
         assert!(!HeaderOverrides::new().affects_session());
         let token = BearerToken::new("t").expect("valid");
-        assert!(!HeaderOverrides::new().bearer_token(token).affects_session());
+        let with_token = HeaderOverrides::new().bearer_token(token);
+        assert!(with_token.affects_session());
+        assert!(with_token.removes(&AUTHORIZATION) && !with_token.removes(&COOKIE));
         let o = HeaderOverrides::new().without_auth().remove(AUTHORIZATION);
         assert_eq!(o.removed.len(), 1);
         assert!(o.affects_session());

@@ -152,6 +152,7 @@ struct OverridesModel {
     remove_all: bool,
     removed: BTreeSet<&'static str>,
     set: BTreeMap<&'static str, Vec<String>>,
+    bearer: bool,
 }
 
 fn overrides_model(ops: &[OverrideOp]) -> OverridesModel {
@@ -161,15 +162,23 @@ fn overrides_model(ops: &[OverrideOp]) -> OverridesModel {
             OverrideOp::Remove(n) => {
                 m.removed.insert(NAMES[*n]);
             }
-            OverrideOp::Set(n) => m.set.entry(NAMES[*n]).or_default().push(format!("o{j}")),
+            OverrideOp::Set(n) => {
+                // `set(AUTHORIZATION, ..)` replaces an earlier `bearer_token`.
+                if NAMES[*n] == "authorization" {
+                    m.bearer = false;
+                }
+                m.set.entry(NAMES[*n]).or_default().push(format!("o{j}"));
+            }
             OverrideOp::RemoveAll => m.remove_all = true,
             OverrideOp::WithoutAuth => {
                 m.removed.insert("authorization");
             }
             // Documented on `HeaderOverrides::bearer_token`: it replaces an earlier
-            // `set(AUTHORIZATION, ..)`; for `DefaultHeadersLayer` it does nothing else.
+            // `set(AUTHORIZATION, ..)`, and `DefaultHeadersLayer` treats it as a removal of
+            // the session's `Authorization` (it never sends the token itself).
             OverrideOp::BearerToken => {
                 m.set.remove("authorization");
+                m.bearer = true;
             }
         }
     }
@@ -196,7 +205,7 @@ fn build_overrides(ops: &[OverrideOp]) -> HeaderOverrides {
 }
 
 /// The merge table of the contract, per name. A value's `Some(flag)` is whether it must be
-/// sensitive; the request's own values (`None`) are not checked.
+/// sensitive (credentials always are, whoever gave them); `None` is not checked.
 fn merge_model(
     session: &SessionModel,
     request: &[usize],
@@ -216,7 +225,10 @@ fn merge_model(
     for name in names {
         let own_values: Vec<(String, Option<bool>)> = own
             .get(name)
-            .map(|v| v.iter().map(|s| (s.clone(), None)).collect())
+            .map(|v| {
+                let sensitive = always_sensitive(name).then_some(true);
+                v.iter().map(|s| (s.clone(), sensitive)).collect()
+            })
             .unwrap_or_default();
         let values = if let Some(set) = overrides.set.get(name) {
             // 1. set: exactly the override's values, whatever else was asked.
@@ -228,7 +240,9 @@ fn merge_model(
                 .iter()
                 .map(|(s, sensitive)| (s.clone(), Some(*sensitive)))
                 .collect();
-            if overrides.remove_all || overrides.removed.contains(name) {
+            let removed =
+                overrides.removed.contains(name) || (overrides.bearer && name == "authorization");
+            if overrides.remove_all || removed {
                 // 2. removed: the session adds nothing, the request's own stays.
                 own_values
             } else {

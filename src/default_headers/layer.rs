@@ -8,7 +8,7 @@ use super::merge::Policy;
 use super::{DefaultHeaders, SessionHeaders};
 use crate::error::{Error, ErrorKind};
 use crate::origin::{Origin, Origins};
-use crate::overrides::is_always_sensitive;
+use crate::overrides::{is_always_sensitive, mark_credentials_sensitive};
 
 /// Layer that applies [`DefaultHeaders`], which adds session headers to every request.
 ///
@@ -317,14 +317,6 @@ impl fmt::Debug for DefaultHeadersBuilder {
             .field("origins", &self.origins)
             .field("error", &self.error)
             .finish()
-    }
-}
-
-fn mark_credentials_sensitive(headers: &mut HeaderMap) {
-    for (name, value) in headers.iter_mut() {
-        if is_always_sensitive(name) {
-            value.set_sensitive(true);
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use http::header::Entry;
 use http::{HeaderMap, HeaderName};
 
 use crate::origin::{Origins, Target};
-use crate::overrides::HeaderOverrides;
+use crate::overrides::{is_always_sensitive, mark_credentials_sensitive, HeaderOverrides};
 
 /// How a session header combines with the request's own values of the same name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,10 @@ impl SessionHeaders {
         }
         let overrides = overrides.filter(|o| o.affects_session());
         match overrides {
-            Some(o) if o.remove_all => apply_sets(headers, o),
+            Some(o) if o.remove_all => {
+                mark_credentials_sensitive(headers);
+                apply_sets(headers, o);
+            }
             _ => self.merge(headers, overrides),
         }
     }
@@ -76,16 +79,22 @@ impl SessionHeaders {
             for name in &o.removed {
                 out.remove(name);
             }
+            if o.bearer.is_some() {
+                out.remove(http::header::AUTHORIZATION);
+            }
         }
         // What to do with the values of the request's current header name.
         let mut current: Option<(HeaderName, Action)> = None;
-        for (name, value) in request {
+        for (name, mut value) in request {
             let (name, action) = match name {
                 Some(name) => {
                     if let Some((prev, Action::Before)) = current.take() {
                         self.append_session_values(&mut out, prev);
                     }
                     let action = self.action(&name, overrides);
+                    if is_always_sensitive(&name) {
+                        value.set_sensitive(true);
+                    }
                     match action {
                         Action::Replace | Action::Before => {
                             out.insert(name.clone(), value);
@@ -102,6 +111,9 @@ impl SessionHeaders {
                 },
             };
             if action != Action::Drop {
+                if is_always_sensitive(name) {
+                    value.set_sensitive(true);
+                }
                 out.append(name.clone(), value);
             }
         }
@@ -120,7 +132,7 @@ impl SessionHeaders {
                 // `set` replaces everything; it is applied last.
                 return Action::Drop;
             }
-            if o.removed.contains(name) {
+            if o.removes(name) {
                 // The session adds nothing (already removed above); the request's own stays.
                 return Action::Replace;
             }

@@ -243,8 +243,10 @@ impl BearerAuthBuilder {
         self
     }
 
-    /// Fail a token fetch that takes longer than this (default 30 s). The timeout needs a tokio
-    /// runtime; without one the fetch runs inside the request with no timeout.
+    /// Fail a token fetch that takes longer than this (default 30 s); requests waiting for a
+    /// fetch wait no longer than this either. The timeout needs tokio's timer: without a
+    /// runtime the fetch runs inside the request with no timeout, and on a runtime built
+    /// without `enable_time()` fetches fail with [`ErrorKind::InvalidConfig`].
     ///
     /// ```
     /// use std::time::Duration;

@@ -41,36 +41,69 @@ enum Host {
 
 /// The parts of a request URI that origin matching needs, borrowed from an `http::Uri` or a
 /// `url::Url` (reqwest) so both adapters go through the same rule.
+///
+/// Host and port are read only when a rule needs them: `http::Uri` parses its authority on
+/// every `host()` and `port_u16()` call, and most requests (a layer with no origins, an
+/// `https` request) never need them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Target<'a> {
     scheme: Option<&'a str>,
-    /// As `http::Uri::host` gives it: IPv6 in brackets.
-    host: Option<&'a str>,
-    port: Option<u16>,
+    authority: TargetAuthority<'a>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum TargetAuthority<'a> {
+    /// Parsed on demand.
+    Uri(Option<&'a http::uri::Authority>),
+    /// Already parsed (`url::Url` stores host and port apart).
+    #[cfg(feature = "reqwest-middleware")]
+    Parts {
+        /// As `Url::host_str` gives it: IPv6 in brackets, like `Uri::host`.
+        host: Option<&'a str>,
+        port: Option<u16>,
+    },
 }
 
 impl<'a> Target<'a> {
+    #[inline]
     pub(crate) fn from_uri(uri: &'a Uri) -> Self {
         Self {
             scheme: uri.scheme_str(),
-            host: uri.host(),
-            port: uri.port_u16(),
+            authority: TargetAuthority::Uri(uri.authority()),
         }
     }
 
     #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn from_url(url: &'a reqwest::Url) -> Self {
-        // `Url::host_str` gives IPv6 in brackets too, like `Uri::host`.
         Self {
             scheme: Some(url.scheme()),
-            host: url.host_str(),
-            port: url.port(),
+            authority: TargetAuthority::Parts {
+                host: url.host_str(),
+                port: url.port(),
+            },
+        }
+    }
+
+    /// As `http::Uri::host` gives it: IPv6 in brackets.
+    fn host(&self) -> Option<&'a str> {
+        match self.authority {
+            TargetAuthority::Uri(authority) => authority.map(http::uri::Authority::host),
+            #[cfg(feature = "reqwest-middleware")]
+            TargetAuthority::Parts { host, .. } => host,
+        }
+    }
+
+    fn port(&self) -> Option<u16> {
+        match self.authority {
+            TargetAuthority::Uri(authority) => authority.and_then(http::uri::Authority::port_u16),
+            #[cfg(feature = "reqwest-middleware")]
+            TargetAuthority::Parts { port, .. } => port,
         }
     }
 
     /// `scheme://host:port` for messages (a host is never a secret; userinfo is not part of it).
     pub(crate) fn describe(&self) -> String {
-        match (self.scheme, self.host, self.effective_port()) {
+        match (self.scheme, self.host(), self.effective_port()) {
             (Some(scheme), Some(host), Some(port)) => format!("`{scheme}://{host}:{port}`"),
             (Some(scheme), Some(host), None) => format!("`{scheme}://{host}`"),
             _ => "a request URI without scheme://host".to_owned(),
@@ -78,16 +111,19 @@ impl<'a> Target<'a> {
     }
 
     fn effective_port(&self) -> Option<u16> {
-        self.port.or_else(|| self.scheme.and_then(default_port))
+        self.port().or_else(|| self.scheme.and_then(default_port))
     }
 
     /// Whether this request would travel in plain text to a host other than this machine.
     /// A URI without a scheme cannot be shown to be safe, so it counts as plain text unless its
     /// host is loopback.
+    #[inline]
     pub(crate) fn is_plaintext_remote(&self) -> bool {
         match self.scheme {
+            // `http::Uri` gives its standard schemes in lowercase: compare those exactly first.
+            Some("https" | "wss") => false,
             Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => false,
-            _ => !self.host.is_some_and(is_loopback_host),
+            _ => !self.host().is_some_and(is_loopback_host),
         }
     }
 }
@@ -184,7 +220,7 @@ impl Origin {
     }
 
     pub(crate) fn matches(&self, target: &Target<'_>) -> bool {
-        let (Some(scheme), Some(host)) = (target.scheme, target.host) else {
+        let (Some(scheme), Some(host)) = (target.scheme, target.host()) else {
             return false;
         };
         scheme.eq_ignore_ascii_case(&self.scheme)

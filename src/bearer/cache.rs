@@ -151,16 +151,24 @@ impl TokenCache {
 
     /// The hot path: a usable token now, starting a background refresh if it is due.
     pub(crate) fn lookup(&self) -> Lookup {
-        let now = Instant::now();
-        {
+        let now = {
             let st = self.shared.read();
-            let Some(c) = st.usable(now) else {
+            let Some(c) = &st.current else {
                 return Lookup::Wait;
             };
+            // A token that never expires is never refreshed either: no need to read the clock.
+            if c.expires_at.is_none() {
+                return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
+            }
+            let now = Instant::now();
+            if !c.usable(now) {
+                return Lookup::Wait;
+            }
             if !(c.wants_refresh(now) && st.may_start_refresh(now)) {
                 return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
             }
-        }
+            now
+        };
         // Inside the refresh window: keep using the valid token, refresh in the background.
         let Ok(handle) = Handle::try_current() else {
             // No runtime to run it on: the request refreshes inline.

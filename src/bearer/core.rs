@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use http::header::AUTHORIZATION;
+use http::header::{Entry, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue};
 
 use super::cache::{Lookup, Ticket, TokenCache};
@@ -69,20 +69,21 @@ impl AuthCore {
                 return Prepared::Ready(None);
             }
         }
-        if headers.contains_key(AUTHORIZATION) {
+        // One lookup of the name, whether or not the request has its own.
+        let Entry::Vacant(slot) = headers.entry(AUTHORIZATION) else {
             return Prepared::Ready(None);
-        }
+        };
         if let Some(err) = self.refuse(&target) {
             return Prepared::Refused(err);
         }
         match &self.credential {
             Credential::Fixed(token) => {
-                headers.insert(AUTHORIZATION, token.header_value().clone());
+                slot.insert(token.header_value().clone());
                 Prepared::Ready(None)
             }
             Credential::Source(cache) => match cache.lookup() {
                 Lookup::Ready(value, ticket) => {
-                    headers.insert(AUTHORIZATION, value);
+                    slot.insert(value);
                     Prepared::Ready(Some(ticket))
                 }
                 Lookup::Wait => Prepared::NeedToken,
@@ -101,19 +102,25 @@ impl AuthCore {
         }
     }
 
+    #[inline]
     fn refuse(&self, target: &Target<'_>) -> Option<Error> {
         if self.allow_http || !target.is_plaintext_remote() {
             return None;
         }
-        Some(Error::new(
-            ErrorKind::PlaintextRefused,
-            format!(
-                "refused to send a bearer token in plain text to {}; use https, or \
-                 allow_http(true) on a network you trust",
-                target.describe()
-            ),
-        ))
+        Some(plaintext_refused(target))
     }
+}
+
+#[cold]
+fn plaintext_refused(target: &Target<'_>) -> Error {
+    Error::new(
+        ErrorKind::PlaintextRefused,
+        format!(
+            "refused to send a bearer token in plain text to {}; use https, or \
+             allow_http(true) on a network you trust",
+            target.describe()
+        ),
+    )
 }
 
 /// Put the token the request waited for on it.
@@ -122,6 +129,7 @@ pub(crate) fn attach(headers: &mut HeaderMap, value: HeaderValue) {
 }
 
 /// Whether a response tells us the token it carried was rejected.
+#[inline]
 pub(crate) fn finish(status: http::StatusCode, ticket: Option<Ticket>) {
     if status == http::StatusCode::UNAUTHORIZED {
         if let Some(ticket) = ticket {

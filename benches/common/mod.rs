@@ -1,0 +1,262 @@
+//! Fixtures shared by the benches: the one request every variant sends, the session headers,
+//! the inner service, and the competing middleware, built the same way for every variant so
+//! that the only difference between two variants is the middleware.
+//!
+//! Each bench target includes this file with `mod common;` and uses a subset of it.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
+
+use futures::FutureExt;
+use http::header::ACCEPT;
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use tower::Layer;
+use tower::{service_fn, Service};
+use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, Token};
+use tower_http::auth::AddAuthorizationLayer;
+use tower_http::set_header::request::SetMultipleRequestHeadersLayer;
+use tower_http::set_header::HeaderMetadata;
+
+/// The URI every request goes to.
+pub(crate) const API: &str = "https://api.example.com/v1/items";
+
+/// A JWT-shaped token (the length of a real one matters little: it is a shared `Bytes`).
+pub(crate) const TOKEN: &str =
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCIsImF1ZCI6ImFwaSJ9.c2lnbmF0dXJl";
+
+/// Session header counts the `DefaultHeaders` benches compare.
+pub(crate) const SIZES: [usize; 3] = [1, 8, 32];
+
+/// The request's own headers (statics, so building a request does not re-validate them).
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static REQUEST_ID: HeaderValue = HeaderValue::from_static("5f0c6e1a-7d2b-4c1e-9a3f-2b8d4e6f8a10");
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+static API_URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static(API));
+
+/// The request every variant sends, built fresh (its own header map, as every real request
+/// has): an absolute URI and two headers of its own, neither of them a session header, so
+/// every session header is added.
+#[inline]
+pub(crate) fn request() -> Request<()> {
+    request_to(API_URI.clone(), ())
+}
+
+/// The same request to another URI with another body (the end-to-end bench).
+#[inline]
+pub(crate) fn request_to<B>(uri: Uri, body: B) -> Request<B> {
+    let mut request = Request::new(body);
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), REQUEST_ID.clone());
+    headers.insert(ACCEPT, APPLICATION_JSON.clone());
+    request
+}
+
+/// The inner service: answers at once, after making sure the request really exists.
+pub(crate) fn inner() -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = Infallible,
+    Future = Ready<Result<Response<()>, Infallible>>,
+> + Clone
+       + Send
+       + 'static {
+    service_fn(|req: Request<()>| {
+        black_box(req);
+        ready(Ok(Response::new(())))
+    })
+}
+
+/// Send `req` through `svc`, which is always ready and whose future is ready at once.
+#[inline]
+pub(crate) fn call<S, R>(svc: &mut S, req: Request<R>) -> S::Response
+where
+    S: Service<Request<R>>,
+    S::Error: std::fmt::Debug,
+{
+    svc.call(req)
+        .now_or_never()
+        .expect("the inner service answers at once")
+        .expect("the bench request succeeds")
+}
+
+/// `n` (at most 32) realistic session headers. Names are static; values are static except
+/// the API key, which is parsed at run time (as one read from the environment would be) and
+/// marked sensitive.
+pub(crate) fn session_headers(n: usize) -> Vec<(HeaderName, HeaderValue)> {
+    const NAMES: [&str; 32] = [
+        "user-agent",
+        "accept-language",
+        "x-api-key",
+        "x-client-name",
+        "x-client-version",
+        "x-client-platform",
+        "x-client-os",
+        "x-client-build",
+        "x-client-channel",
+        "x-client-locale",
+        "x-client-timezone",
+        "x-client-region",
+        "x-client-tenant",
+        "x-client-session",
+        "x-client-device",
+        "x-client-os-version",
+        "x-client-runtime",
+        "x-client-sdk",
+        "x-client-sdk-version",
+        "x-client-features",
+        "x-client-experiment",
+        "x-client-app-id",
+        "x-client-install-id",
+        "x-client-sampled",
+        "x-client-network",
+        "x-client-screen",
+        "x-client-theme",
+        "x-client-a11y",
+        "x-client-release",
+        "x-client-git-sha",
+        "x-client-environment",
+        "x-client-priority",
+    ];
+    assert!(n <= NAMES.len(), "at most {} session headers", NAMES.len());
+    NAMES[..n]
+        .iter()
+        .enumerate()
+        .map(|(i, &name)| {
+            let value = match name {
+                "user-agent" => HeaderValue::from_static("bench-app/1.4.2 (linux; x86_64)"),
+                "accept-language" => HeaderValue::from_static("en-GB,en;q=0.8"),
+                "x-api-key" => {
+                    let key = format!("k-{}", "3b9f2c7e41d85a60");
+                    let mut value = HeaderValue::from_str(&key).expect("valid api key");
+                    value.set_sensitive(true);
+                    value
+                }
+                _ => HeaderValue::from_static(VALUES[i % VALUES.len()]),
+            };
+            (HeaderName::from_static(name), value)
+        })
+        .collect()
+}
+
+const VALUES: [&str; 4] = ["bench-app", "1.4.2", "linux", "2024.06.1-rc3"];
+
+/// Our layer, every header with the default if-absent policy.
+pub(crate) fn default_headers_layer(headers: &[(HeaderName, HeaderValue)]) -> DefaultHeadersLayer {
+    headers
+        .iter()
+        .fold(DefaultHeadersLayer::builder(), |b, (name, value)| {
+            b.header(name.clone(), value.clone())
+        })
+        .build()
+        .expect("valid session headers")
+}
+
+/// tower-http's `SetMultipleRequestHeadersLayer::if_not_present` with the same headers.
+pub(crate) fn tower_http_multiple_layer(
+    headers: &[(HeaderName, HeaderValue)],
+) -> SetMultipleRequestHeadersLayer<Request<()>> {
+    SetMultipleRequestHeadersLayer::if_not_present(
+        headers
+            .iter()
+            .map(|(name, value)| HeaderMetadata::from((name.clone(), value.clone())))
+            .collect(),
+    )
+}
+
+/// tower-http's `SetRequestHeader::if_not_present`, one per header, stacked around `inner`
+/// (the first header outermost). The type grows with the count, hence a macro.
+#[allow(unused_macros)]
+macro_rules! tower_http_stacked {
+    ($inner:expr, $headers:expr; $($i:literal)*) => {{
+        let headers: &[(::http::HeaderName, ::http::HeaderValue)] = $headers;
+        let svc = $inner;
+        $(
+            let svc = ::tower_http::set_header::SetRequestHeader::if_not_present(
+                svc,
+                headers[headers.len() - 1 - $i].0.clone(),
+                headers[headers.len() - 1 - $i].1.clone(),
+            );
+        )*
+        svc
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use tower_http_stacked;
+
+/// The floor a user could write by hand: `if !contains_key { insert }` per session header,
+/// as a tower service around the same inner service.
+#[derive(Clone)]
+pub(crate) struct HandLoop<S> {
+    inner: S,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl<S> HandLoop<S> {
+    pub(crate) fn new(inner: S, headers: &[(HeaderName, HeaderValue)]) -> Self {
+        Self {
+            inner,
+            headers: headers.to_vec(),
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for HandLoop<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let headers = req.headers_mut();
+        for (name, value) in &self.headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        self.inner.call(req)
+    }
+}
+
+/// Our fixed-token layer.
+pub(crate) fn bearer_fixed_layer() -> BearerAuthLayer {
+    BearerAuthLayer::new(TOKEN).expect("valid token")
+}
+
+/// tower-http's fixed bearer token, marked sensitive as ours is.
+pub(crate) fn tower_http_auth_layer() -> AddAuthorizationLayer {
+    AddAuthorizationLayer::bearer(TOKEN).as_sensitive(true)
+}
+
+/// Our refreshing layer over a source whose token never expires. The first request through it
+/// fetches; every later one uses the cached token.
+pub(crate) fn bearer_source_layer() -> BearerAuthLayer {
+    BearerAuthLayer::from_source(|| async {
+        Ok::<_, BoxError>(Token::new(BearerToken::new(TOKEN)?))
+    })
+}
+
+/// The same over a source whose token expires in an hour (so the cached path reads the
+/// clock to check it), the usual case for OAuth tokens.
+pub(crate) fn bearer_expiring_source_layer() -> BearerAuthLayer {
+    BearerAuthLayer::from_source(|| async {
+        let token = BearerToken::new(TOKEN)?;
+        Ok::<_, BoxError>(Token::new(token).expires_in(std::time::Duration::from_secs(3600)))
+    })
+}
+
+/// Wrap `inner` in `layer` (spelled out so call sites read as "layer around inner").
+pub(crate) fn wrap<L: Layer<S>, S>(layer: &L, inner: S) -> L::Service {
+    layer.layer(inner)
+}

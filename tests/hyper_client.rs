@@ -5,36 +5,19 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use common::{Echoed, Server};
+use common::{hyper_client as client, Body, Echoed, Server};
 use http::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use http::{HeaderName, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use tower::{Service, ServiceBuilder, ServiceExt};
+
+use tower::{Service, ServiceBuilder};
 use tower_client_headers::{BearerAuthLayer, BearerToken, DefaultHeadersLayer, HeaderOverrides};
-
-type Body = Empty<Bytes>;
-
-fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 async fn echoed<S>(svc: &S, req: Request<Body>) -> (StatusCode, Echoed)
 where
     S: Service<Request<Body>, Response = http::Response<hyper::body::Incoming>> + Clone,
     S::Error: std::fmt::Debug,
 {
-    let response = svc.clone().oneshot(req).await.expect("response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, Echoed::parse(&body))
+    common::send(svc, req).await
 }
 
 fn get(url: &str) -> http::request::Builder {

@@ -10,21 +10,12 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{Echoed, Server};
+use common::{hyper_client as client, Body, Echoed, Server};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_client_headers::{BearerAuthLayer, DefaultHeadersLayer};
 use tower_http::follow_redirect::FollowRedirectLayer;
-
-type Body = Empty<Bytes>;
-
-fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
-    Client::builder(TokioExecutor::new()).build_http()
-}
 
 /// The session API key and the token, both scoped (or not) to the first server's origin.
 fn layers(scope: Option<&str>) -> (DefaultHeadersLayer, BearerAuthLayer) {
@@ -47,19 +38,9 @@ where
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
-    let response = svc
-        .clone()
-        .oneshot(Request::get(url).body(Body::new()).expect("req"))
-        .await
-        .expect("response");
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Echoed::parse(&body)
+    let (status, sent) = common::send(svc, Request::get(url).body(Body::new()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    sent
 }
 
 /// `/redirect?to=<target>` on `from`.

@@ -16,6 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tower::{Service, ServiceExt};
 use tower_client_headers::{BearerToken, BoxError, Token, TokenSource};
 
 /// Headers as received: `[name, value]` pairs in order.
@@ -142,4 +146,31 @@ pub fn counting_source() -> (Arc<AtomicUsize>, impl TokenSource) {
         async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
     };
     (fetches, source)
+}
+
+/// The request body the hyper-util tests send.
+pub type Body = http_body_util::Empty<bytes::Bytes>;
+
+/// A real hyper-util client for plain http on loopback.
+pub fn hyper_client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Send `req` through `svc` and read what the echo server received.
+pub async fn send<S, B>(svc: &S, req: axum::http::Request<Body>) -> (StatusCode, Echoed)
+where
+    S: Service<axum::http::Request<Body>, Response = axum::http::Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let response = svc.clone().oneshot(req).await.expect("response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, Echoed::parse(&body))
 }

@@ -16,7 +16,15 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-/// Alias for a type-erased error type, as used by tower.
+/// Alias for a type-erased error type, as used by tower: the error of
+/// [`BearerAuth`](crate::BearerAuth) and what a [`TokenSource`](crate::TokenSource) returns.
+///
+/// ```
+/// use tower_client_headers::BoxError;
+///
+/// let err: BoxError = "token endpoint unavailable".into();
+/// assert_eq!(err.to_string(), "token endpoint unavailable");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong, for callers that react differently to different failures.

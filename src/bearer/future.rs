@@ -16,6 +16,28 @@ pub(super) type Waiting<F> =
 
 pin_project! {
     /// Response future for [`BearerAuth`](super::BearerAuth).
+    ///
+    /// It resolves to the inner service's response (a `401` included, unchanged) or a
+    /// [`BoxError`]. With a cached token in hand it is the inner future plus a check of the
+    /// response status; only a request that must wait for a token fetch is boxed.
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use std::convert::Infallible;
+    /// use tower::{service_fn, Service, ServiceExt};
+    /// use tower_client_headers::{BearerAuthLayer, ResponseFuture};
+    /// use tower_layer::Layer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let mut svc = BearerAuthLayer::new("abc")?.layer(service_fn(|_: Request<()>| async {
+    ///     Ok::<_, Infallible>(Response::new(()))
+    /// }));
+    /// let request = Request::get("https://api.example.com/").body(())?;
+    /// let future: ResponseFuture<_> = svc.ready().await?.call(request);
+    /// assert_eq!(future.await?.status(), 200);
+    /// # Ok(()) }
+    /// ```
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,

@@ -41,9 +41,7 @@ async fn handler(
     // Forward the caller's bearer token, if it sent a valid one.
     if let Some(token) = headers
         .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| BearerToken::new(t).ok())
+        .and_then(|v| BearerToken::from_authorization(v).ok())
     {
         overrides = overrides.bearer_token(token);
     }

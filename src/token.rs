@@ -85,6 +85,40 @@ impl BearerToken {
         Ok(Self { header })
     }
 
+    /// Read the token from an `Authorization: Bearer <token>` value, as an incoming request
+    /// carries it: to forward a caller's token with
+    /// [`HeaderOverrides::bearer_token`](crate::HeaderOverrides::bearer_token). The scheme is
+    /// matched case-insensitively (RFC 7235).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidToken`] if the value is not a `Bearer` credential or its token is
+    /// not an RFC 6750 `b64token`. The message never contains the value.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use tower_client_headers::BearerToken;
+    ///
+    /// let incoming = HeaderValue::from_static("bearer eyJhbGciOi.eyJzdWIi.SflKxw");
+    /// let token = BearerToken::from_authorization(&incoming)?;
+    /// assert!(BearerToken::from_authorization(&HeaderValue::from_static("Basic dXNlcg==")).is_err());
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn from_authorization(value: &HeaderValue) -> Result<Self, Error> {
+        let not_bearer = || {
+            Error::new(
+                ErrorKind::InvalidToken,
+                "not an `Authorization: Bearer` credential",
+            )
+        };
+        let value = value.to_str().map_err(|_| not_bearer())?;
+        let (scheme, token) = value.split_once(' ').ok_or_else(not_bearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(not_bearer());
+        }
+        Self::new(token.trim_start_matches(' '))
+    }
+
     /// The `Authorization` header value, `Bearer <token>`, marked sensitive.
     pub(crate) fn header_value(&self) -> &HeaderValue {
         &self.header
@@ -305,6 +339,34 @@ mod tests {
         assert!(!format!("{token:?}").contains("s3cr3t"));
         let t = Token::new(token).expires_in(Duration::from_secs(1));
         assert!(!format!("{t:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn from_authorization_reads_bearer_credentials_only() {
+        let read = |v: &'static str| BearerToken::from_authorization(&HeaderValue::from_static(v));
+        for (value, token) in [
+            ("Bearer abc", "abc"),
+            ("bearer abc", "abc"),
+            ("BEARER  abc==", "abc=="),
+        ] {
+            let got = read(value).expect(value);
+            assert_eq!(got, BearerToken::new(token).expect("valid"), "{value}");
+        }
+        for value in [
+            "Basic dXNlcg==",
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearerabc",
+            "",
+            "Bearer s3cr3t!",
+        ] {
+            let err = read(value).expect_err(value);
+            assert_eq!(err.kind(), ErrorKind::InvalidToken);
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
+        let binary = HeaderValue::from_bytes(b"Bearer \xff").expect("obs-text is a valid value");
+        assert!(BearerToken::from_authorization(&binary).is_err());
     }
 
     #[test]

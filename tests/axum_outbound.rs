@@ -33,9 +33,7 @@ async fn proxy(State(app): State<App>, headers: HeaderMap) -> Result<Json<Pairs>
     let mut overrides = HeaderOverrides::new();
     if let Some(token) = headers
         .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| BearerToken::new(t).ok())
+        .and_then(|v| BearerToken::from_authorization(v).ok())
     {
         overrides = overrides.bearer_token(token);
     }

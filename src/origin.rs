@@ -119,17 +119,21 @@ impl<'a> Target<'a> {
     /// host is loopback.
     #[inline]
     pub(crate) fn is_plaintext_remote(&self) -> bool {
-        match self.scheme {
-            // `http::Uri` gives its standard schemes in lowercase: compare those exactly first.
-            Some("https" | "wss") => false,
-            Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => false,
-            _ => !self.host().is_some_and(is_loopback_host),
-        }
+        !self.scheme.is_some_and(is_secure_scheme) && !self.host().is_some_and(is_loopback_host)
     }
 }
 
+/// `https` or `wss`, in any case.
+#[inline]
+fn is_secure_scheme(scheme: &str) -> bool {
+    // `http::Uri` gives its standard schemes in lowercase: compare those exactly first.
+    matches!(scheme, "https" | "wss")
+        || scheme.eq_ignore_ascii_case("https")
+        || scheme.eq_ignore_ascii_case("wss")
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+    if is_secure_scheme(scheme) {
         Some(443)
     } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
         Some(80)

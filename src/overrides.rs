@@ -163,11 +163,17 @@ impl HeaderOverrides {
         self.remove_all || self.removes(name)
     }
 
-    /// Whether `name` is removed by name. A per-request token removes the session's
+    /// The names this request removes by name. A per-request token removes the session's
     /// `Authorization`, so the token wins whichever side of `DefaultHeadersLayer` the
     /// `BearerAuthLayer` sits (`DefaultHeadersLayer` itself never sends the token).
+    pub(crate) fn removed_names(&self) -> impl Iterator<Item = &HeaderName> {
+        let token_removes = self.bearer.as_ref().map(|_| &AUTHORIZATION);
+        self.removed.iter().chain(token_removes)
+    }
+
+    /// Whether `name` is one of [`removed_names`](Self::removed_names).
     pub(crate) fn removes(&self, name: &HeaderName) -> bool {
-        self.removed.contains(name) || (self.bearer.is_some() && name == AUTHORIZATION)
+        self.removed_names().any(|n| n == name)
     }
 
     /// Whether these overrides change what a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer)

@@ -108,11 +108,8 @@ impl SessionHeaders {
         let request = std::mem::take(headers);
         let mut out = self.headers.clone();
         if let Some(o) = overrides {
-            for name in &o.removed {
+            for name in o.removed_names() {
                 out.remove(name);
-            }
-            if o.bearer.is_some() {
-                out.remove(http::header::AUTHORIZATION);
             }
         }
         // What to do with the values of the request's current header name.

@@ -16,7 +16,7 @@ mod common;
 
 use std::future::Future;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
@@ -96,26 +96,13 @@ where
     S::Response: Send,
     S::Error: std::fmt::Debug + Send,
 {
-    let per_task = iters.div_ceil(tasks).max(1);
-    let clones: Vec<S> = (0..tasks).map(|_| svc.clone()).collect();
-    rt.block_on(async move {
-        let start = Instant::now();
-        let handles: Vec<_> = clones
-            .into_iter()
-            .map(|mut svc| {
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        black_box(svc.call(request()).await.expect("request succeeds"));
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.expect("task completes");
+    common::run_split(rt, tasks, iters, |per_task| {
+        let mut svc = svc.clone();
+        async move {
+            for _ in 0..per_task {
+                black_box(svc.call(request()).await.expect("request succeeds"));
+            }
         }
-        start
-            .elapsed()
-            .mul_f64(iters as f64 / (per_task * tasks) as f64)
     })
 }
 

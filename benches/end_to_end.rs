@@ -16,7 +16,7 @@ mod common;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -82,26 +82,13 @@ where
     S::Future: Send,
     S::Error: std::fmt::Debug + Send,
 {
-    let per_task = iters.div_ceil(tasks).max(1);
-    let clones: Vec<(S, Uri)> = (0..tasks).map(|_| (svc.clone(), uri.clone())).collect();
-    rt.block_on(async move {
-        let start = Instant::now();
-        let handles: Vec<_> = clones
-            .into_iter()
-            .map(|(mut svc, uri)| {
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        send(&mut svc, &uri).await;
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.expect("task completes");
+    common::run_split(rt, tasks, iters, |per_task| {
+        let (mut svc, uri) = (svc.clone(), uri.clone());
+        async move {
+            for _ in 0..per_task {
+                send(&mut svc, &uri).await;
+            }
         }
-        start
-            .elapsed()
-            .mul_f64(iters as f64 / (per_task * tasks) as f64)
     })
 }
 

@@ -260,3 +260,29 @@ pub(crate) fn bearer_expiring_source_layer() -> BearerAuthLayer {
 pub(crate) fn wrap<L: Layer<S>, S>(layer: &L, inner: S) -> L::Service {
     layer.layer(inner)
 }
+
+/// Run `iters` requests split over `tasks` tasks and return the wall time, scaled to exactly
+/// `iters` requests. `task(per_task)` builds one task's work (cloning what it needs); all of
+/// it is built before the clock starts.
+pub(crate) fn run_split<F>(
+    rt: &tokio::runtime::Runtime,
+    tasks: u64,
+    iters: u64,
+    mut task: impl FnMut(u64) -> F,
+) -> std::time::Duration
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let per_task = iters.div_ceil(tasks).max(1);
+    let work: Vec<F> = (0..tasks).map(|_| task(per_task)).collect();
+    rt.block_on(async move {
+        let start = std::time::Instant::now();
+        let handles: Vec<_> = work.into_iter().map(tokio::spawn).collect();
+        for handle in handles {
+            handle.await.expect("task completes");
+        }
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * tasks) as f64)
+    })
+}

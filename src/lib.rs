@@ -101,6 +101,7 @@ mod error;
 mod origin;
 mod overrides;
 mod token;
+mod trace;
 
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;

@@ -68,8 +68,8 @@ pub(crate) fn refresh_failed(
         target: "tower_client_headers",
         flight,
         error = %Chain(error),
-        valid_for = ?valid_for,
-        retry_in = ?retry_in,
+        valid_for = valid_for.map(tracing::field::debug),
+        retry_in = retry_in.map(tracing::field::debug),
         "token refresh failed; the cached token stays in use until it expires"
     );
 }

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
+#[cfg(feature = "tracing")]
+mod events;
+mod faults;
+
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,
 };

@@ -178,10 +178,16 @@ async fn main() -> Result<(), BoxError> {
         let elapsed = start.elapsed();
         if elapsed >= Duration::from_millis(2500) && elapsed < Duration::from_millis(5500) {
             if !endpoint.down.swap(true, Ordering::SeqCst) {
-                println!("  t={:>4} ms  --- token endpoint goes down ---", elapsed.as_millis());
+                println!(
+                    "  t={:>4} ms  --- token endpoint goes down ---",
+                    elapsed.as_millis()
+                );
             }
         } else if endpoint.down.swap(false, Ordering::SeqCst) {
-            println!("  t={:>4} ms  --- token endpoint is back ---", elapsed.as_millis());
+            println!(
+                "  t={:>4} ms  --- token endpoint is back ---",
+                elapsed.as_millis()
+            );
         }
         let sent = Instant::now();
         let request = Request::get(format!("http://{addr}/data")).body(Empty::new())?;

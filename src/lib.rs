@@ -84,6 +84,9 @@
 //!
 //! # Features
 //!
+//! - `tracing` (default): events for token fetches, failures, backoff, invalidations and
+//!   plaintext refusals, under the target `tower_client_headers`; never a token or a header
+//!   value.
 //! - `reqwest-middleware`: both layers implement `reqwest_middleware::Middleware`, with the
 //!   same rules, reading [`HeaderOverrides`] from the middleware's extensions.
 

@@ -310,10 +310,17 @@ impl BearerAuthBuilder {
         self
     }
 
-    /// Fail a token fetch that takes longer than this (default 30 s); requests waiting for a
-    /// fetch wait no longer than this either. The timeout needs tokio's timer: without a
-    /// runtime the fetch runs inside the request with no timeout, and on a runtime built
-    /// without `enable_time()` fetches fail with [`ErrorKind::InvalidConfig`].
+    /// Fail a token fetch that takes longer than this (default 30 s); no request waits longer
+    /// than this for a token either, from when it began waiting, whatever runtime runs the
+    /// fetch. Without a tokio runtime (`futures::executor::block_on`) the fetch runs inside
+    /// the request and the deadline is kept by a helper thread. On a tokio runtime built
+    /// without `enable_time()` that runtime's fetches fail with [`ErrorKind::InvalidConfig`]
+    /// (other runtimes sharing the layer are unaffected).
+    ///
+    /// tokio cannot be asked whether a runtime has a timer: the first fetch on each runtime
+    /// checks by catching the panic tokio raises without one. It goes through the panic hook
+    /// (one message on stderr) and, **under `panic = "abort"`, aborts the process**: with
+    /// `panic = "abort"`, build runtimes with `enable_time()` or `enable_all()`.
     ///
     /// ```
     /// use std::time::Duration;

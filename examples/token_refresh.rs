@@ -1,6 +1,6 @@
 //! Refreshing tokens end to end, through an outage: a local OAuth2-style token endpoint
 //! issuing 2-second tokens, an API that answers 401 to unknown or expired tokens, and a client
-//! whose `BearerAuthLayer::from_source` fetches from the endpoint.
+//! whose `BearerAuthLayer` fetches from the endpoint through a token source.
 //!
 //! 1. Normal operation: the first request waits for the first fetch; after that the token is
 //!    refreshed in the background a second before expiry and no request waits.
@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

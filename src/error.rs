@@ -57,8 +57,12 @@ pub enum ErrorKind {
     /// A request would have carried a credential over plain `http://` to a host that is not
     /// loopback; nothing was sent.
     PlaintextRefused,
-    /// The token source returned an error; it is available through
-    /// [`std::error::Error::source`].
+    /// No token could be had from the token source. Either a fetch failed (the source
+    /// returned an error or panicked, or returned a token that had already expired): the
+    /// source's error is this error's [`source`](std::error::Error::source); or a recent
+    /// failure is being backed off and no fetch was made: this error's `source()` is that
+    /// last failure (another `Error` of this kind, whose own `source()` is the source's
+    /// error). Walk the whole `source()` chain to print the cause.
     TokenFetch,
     /// The token source did not answer within the fetch timeout.
     TokenFetchTimeout,

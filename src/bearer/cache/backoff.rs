@@ -52,8 +52,9 @@ impl Backoff {
         self.error = Some(Error::with_source(
             ErrorKind::TokenFetch,
             format!(
-                "token fetch failed {} time(s) in a row; no new fetch for {delay:.1?} \
-                 (backoff), see this error's source for the last failure",
+                "token fetch failed {} time(s) in a row, so no new fetch is made for up to \
+                 {delay:.1?} after the last failure (backoff); the last failure is this \
+                 error's source",
                 self.failures
             ),
             BoxError::from(last.clone()),
@@ -61,9 +62,9 @@ impl Backoff {
         (delay, self.failures)
     }
 
-    /// A fetch succeeded.
-    pub(super) fn reset(&mut self) {
-        *self = Self::default();
+    /// A fetch succeeded. Returns how many failures came before it.
+    pub(super) fn reset(&mut self) -> u32 {
+        std::mem::take(self).failures
     }
 }
 

@@ -177,13 +177,93 @@ pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
 #[cfg(feature = "tracing")]
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(err) = source {
-            write!(f, ": {err}")?;
+            text.push_str(": ");
+            text.push_str(&err.to_string());
             source = err.source();
         }
-        Ok(())
+        f.write_str(&redact_urls(&text))
+    }
+}
+
+/// The text with the userinfo, query and fragment of every `http://` or `https://` URL in it
+/// replaced by `<redacted>`. A token source's error often quotes the token endpoint's URL
+/// (reqwest's do), and client secrets end up in queries and userinfo.
+#[cfg(any(feature = "tracing", test))]
+pub(crate) fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = find_url(rest) {
+        out.push_str(&rest[..start]);
+        let url_and_more = &rest[start..];
+        let end = url_and_more
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ',' | ']'))
+            .unwrap_or(url_and_more.len());
+        let url = &url_and_more[..end];
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let (scheme, rest_of_url) = url.split_at(after_scheme);
+        out.push_str(scheme);
+        let authority_end = rest_of_url
+            .find(['/', '?', '#'])
+            .unwrap_or(rest_of_url.len());
+        let (authority, path_and_more) = rest_of_url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("<redacted>@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path_and_more.find(['?', '#']) {
+            Some(q) => {
+                out.push_str(&path_and_more[..q]);
+                out.push_str(&path_and_more[q..q + 1]);
+                out.push_str("<redacted>");
+            }
+            None => out.push_str(path_and_more),
+        }
+        rest = &url_and_more[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the next `http://` or `https://` (any case) starts.
+#[cfg(any(feature = "tracing", test))]
+fn find_url(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    [lower.find("http://"), lower.find("https://")]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_urls;
+
+    #[test]
+    fn urls_lose_userinfo_query_and_fragment() {
+        assert_eq!(
+            redact_urls(
+                "error sending request for url \
+                 (https://idp.example/token?client_id=a&client_secret=hunter2)"
+            ),
+            "error sending request for url (https://idp.example/token?<redacted>)"
+        );
+        assert_eq!(
+            redact_urls("GET HTTP://user:hunter2@idp.example:8443/t#frag: 500"),
+            "GET HTTP://<redacted>@idp.example:8443/t#<redacted> 500"
+        );
+        assert_eq!(
+            redact_urls("a http://x/?k=hunter2 b https://y/p c"),
+            "a http://x/?<redacted> b https://y/p c"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("https://"), "https://");
+        assert_eq!(redact_urls("é https://h/é?s=é"), "é https://h/é?<redacted>");
     }
 }
 

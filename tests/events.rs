@@ -211,6 +211,26 @@ async fn operators_see_fetches_failures_backoff_and_invalidations_but_no_token()
     let line = captured.line("WARN", "refused to send a credential in plain text");
     assert!(line.contains("api.example.com"), "{line}");
 
+    // A source whose error quotes its token endpoint's URL with a secret in it (reqwest's
+    // errors quote the URL): the event keeps the URL, not the secret.
+    let leaky = BearerAuthLayer::from_source(|| async {
+        Err::<Token, _>(BoxError::from(
+            "error sending request for url \
+             (https://idp.example/token?client_id=a&client_secret=hunter2)",
+        ))
+    })
+    .layer(up.service());
+    assert!(send(&leaky, API).await.is_err());
+    let line = captured.line(
+        "WARN",
+        "token fetch failed flight=1 error=error sending request",
+    );
+    assert!(
+        line.contains("https://idp.example/token?<redacted>"),
+        "{line}"
+    );
+
     let all = captured.lines().join("\n");
     assert!(!all.contains("s3cr3t"), "a token in the events:\n{all}");
+    assert!(!all.contains("hunter2"), "a secret in the events:\n{all}");
 }

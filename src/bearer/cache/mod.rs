@@ -112,14 +112,27 @@ impl State {
     }
 
     /// Give up a flight that outlived its token or its timeout: its waiters start over, its
-    /// task is stopped, and whatever it fetches later is dropped.
-    fn abandon_overdue(&mut self, now: Instant) {
+    /// task is stopped, and whatever it fetches later is dropped (once the lock is released).
+    fn abandon_overdue(&mut self, now: Instant, later: &mut Later) {
         if self.flight.as_ref().is_some_and(|f| f.overdue(now)) {
             if let Some(flight) = self.flight.take() {
-                trace::fetch_abandoned(flight.id, flight.why_overdue(), flight.running(now));
-                flight.end(None, true);
+                let running = flight.running(now);
+                later.abandoned = Some((flight, running));
             }
         }
+    }
+
+    /// After a failed or cancelled refresh while the token is still valid: no new refresh
+    /// before half the time left, clamped to 1–5 s. Returns how long the token stays valid
+    /// and the delay.
+    fn delay_refresh(&mut self, now: Instant) -> (Option<Duration>, Option<Duration>) {
+        let valid_for = self
+            .usable(now)
+            .and_then(|c| c.expires_at)
+            .map(|at| at.saturating_duration_since(now));
+        let retry_in = valid_for.map(|left| (left / 2).clamp(MIN_RETRY_DELAY, MAX_RETRY_DELAY));
+        self.retry_at = retry_in.and_then(|delay| now.checked_add(delay));
+        (valid_for, retry_in)
     }
 
     /// Start a new flight; it is overdue after the fetch timeout, or when the token it
@@ -129,6 +142,7 @@ impl State {
         shared: &Arc<Shared>,
         now: Instant,
         reason: Reason,
+        later: &mut Later,
     ) -> (Flight, watch::Receiver<Option<Outcome>>) {
         self.flights += 1;
         let id = self.flights;
@@ -144,7 +158,7 @@ impl State {
         let (flight, entry) = Flight::begin(shared, id, now, deadline, why);
         let rx = entry.subscribe();
         self.flight = Some(entry);
-        trace::fetch_started(id, reason);
+        later.started = Some((id, reason));
         (flight, rx)
     }
 
@@ -166,6 +180,16 @@ impl State {
         });
         match fetched {
             Ok(token) => {
+                // A refresh that does not push the expiry back (a server handing out the same
+                // token until it nearly expires) is no progress: space the next one out as
+                // after a failure, instead of refreshing ever faster towards expiry.
+                let no_later = match (
+                    self.usable(now).and_then(|c| c.expires_at),
+                    token.expires_at,
+                ) {
+                    (Some(before), Some(after)) => after <= before,
+                    _ => false,
+                };
                 self.generations += 1;
                 let cached = Cached {
                     value: token.token.header_value().clone(),
@@ -176,7 +200,11 @@ impl State {
                         .map(|at| refresh_at(now, at, refresh_before)),
                 };
                 self.current = Some(cached.clone());
-                self.retry_at = None;
+                if no_later {
+                    self.delay_refresh(now);
+                } else {
+                    self.retry_at = None;
+                }
                 let failures = self.backoff.reset();
                 let lifetime = token.expires_at.map(|at| at.saturating_duration_since(now));
                 (Ok(cached), Settled::Fetched(lifetime, failures))
@@ -226,6 +254,28 @@ impl Settled {
     }
 }
 
+/// What to do once the lock is released: end an abandoned flight (waking its waiters and
+/// stopping its task) and report events, so that no waker or `tracing` subscriber ever runs
+/// while the cache is locked.
+#[derive(Default)]
+#[must_use]
+struct Later {
+    abandoned: Option<(InFlight, Duration)>,
+    started: Option<(u64, Reason)>,
+}
+
+impl Later {
+    fn run(self) {
+        if let Some((flight, running)) = self.abandoned {
+            trace::fetch_abandoned(flight.id, flight.why_overdue(), running);
+            flight.end(None, true);
+        }
+        if let Some((id, reason)) = self.started {
+            trace::fetch_started(id, reason);
+        }
+    }
+}
+
 /// Which cached token a request carried, so that a `401` can invalidate exactly that one.
 pub(crate) struct Ticket {
     shared: Arc<Shared>,
@@ -271,8 +321,9 @@ enum Step {
 enum Mode {
     /// A request that needs a token: a usable one will do.
     Acquire,
-    /// `refresh()`: a new token, whatever is cached, ignoring the backoff.
-    Refresh,
+    /// `refresh()`: a token newer than generation `newer_than`, whatever is cached, ignoring
+    /// the backoff.
+    Refresh { newer_than: u64 },
 }
 
 impl TokenCache {
@@ -333,14 +384,19 @@ impl TokenCache {
             return Lookup::Wait;
         };
         let timer = self.shared.runtimes.has_timer(&handle);
+        let mut later = Later::default();
         let mut st = self.shared.write();
-        st.abandon_overdue(now);
+        st.abandon_overdue(now, &mut later);
         let Some(c) = st.usable(now).cloned() else {
+            drop(st);
+            later.run();
             return Lookup::Wait;
         };
-        if timer && c.wants_refresh(now) && st.may_start_refresh(now) {
-            let (flight, _) = st.begin(&self.shared, now, Reason::Refresh);
-            drop(st);
+        let flight = (timer && c.wants_refresh(now) && st.may_start_refresh(now))
+            .then(|| st.begin(&self.shared, now, Reason::Refresh, &mut later).0);
+        drop(st);
+        later.run();
+        if let Some(flight) = flight {
             self.shared.spawn(&handle, flight);
         }
         // Without a timer on this runtime no refresh starts here; the token is used until it
@@ -358,7 +414,8 @@ impl TokenCache {
     /// Fetch a new token now (joining a fetch in flight), whatever is cached, ignoring the
     /// backoff.
     pub(crate) async fn refresh(&self) -> Result<(), Error> {
-        self.obtain(Mode::Refresh).await.map(drop)
+        let newer_than = self.shared.read().generations;
+        self.obtain(Mode::Refresh { newer_than }).await.map(drop)
     }
 
     /// Forget the cached token, and whatever a fetch already in flight brings (it was asked
@@ -385,10 +442,8 @@ impl TokenCache {
         // One deadline for the whole wait, however many flights it sees end under it.
         let mut deadline = std::pin::pin!(Deadline::after(self.shared.fetch_timeout, clock));
         let mut cancelled = 0;
-        let mut first = true;
         loop {
-            let step = self.step(mode, first, runtime.as_ref(), timer);
-            first = false;
+            let step = self.step(mode, runtime.as_ref(), timer);
             let (id, rx, inline) = match step {
                 Step::Done(outcome) => return outcome,
                 Step::Join(id, rx) => (id, rx, None),
@@ -401,10 +456,21 @@ impl TokenCache {
             };
             let outcome = self.wait(id, rx, inline, deadline.as_mut()).await;
             match outcome {
-                Some(Ok(c)) => return Ok(c),
+                // A waiter polled late may find its token expired meanwhile: never send that.
+                Some(Ok(c)) if c.usable(Instant::now()) => return Ok(c),
+                Some(Ok(_)) => {
+                    cancelled += 1;
+                    if cancelled >= MAX_CANCELLED_FLIGHTS {
+                        return Err(Error::new(
+                            ErrorKind::TokenFetch,
+                            "token fetch failed: every token fetched had expired before it \
+                             could be used; check the lifetime the token source gives",
+                        ));
+                    }
+                }
                 Some(Err(err)) => {
                     // A failed refresh keeps a still-valid token for requests.
-                    if mode == Mode::Acquire {
+                    if matches!(mode, Mode::Acquire) {
                         if let Some(c) = self.shared.read().usable(Instant::now()) {
                             return Ok(c.clone());
                         }
@@ -455,12 +521,14 @@ impl TokenCache {
             if deadline.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            // Time the flight out while an inline one is still alive here: dropping it first
-            // would end it with no outcome.
+            // If the flight itself has run for the fetch timeout, time it out for every
+            // waiter, while an inline one is still alive here (dropping it first would end it
+            // with no outcome). A younger flight (this request started over and joined a newer
+            // one) is left alone: only this request has waited long enough.
             let timeout = timeout_error(self.shared.fetch_timeout);
             let outcome = self
                 .shared
-                .complete(id, Err(timeout.clone()), true)
+                .time_out(id)
                 .or_else(|| peek.borrow().clone())
                 .unwrap_or(Err(timeout));
             Poll::Ready(Some(outcome))
@@ -469,10 +537,32 @@ impl TokenCache {
     }
 
     /// Decide, under the lock, what a waiting request does next.
-    fn step(&self, mode: Mode, first: bool, runtime: Option<&Handle>, timer: bool) -> Step {
+    fn step(&self, mode: Mode, runtime: Option<&Handle>, timer: bool) -> Step {
         let now = Instant::now();
-        let mut st = self.shared.write();
-        st.abandon_overdue(now);
+        let mut later = Later::default();
+        let step = {
+            let mut st = self.shared.write();
+            self.decide(&mut st, now, mode, runtime, timer, &mut later)
+        };
+        later.run();
+        if let Step::Done(Err(err)) = &step {
+            if err.kind() == ErrorKind::InvalidConfig {
+                trace::no_timer();
+            }
+        }
+        step
+    }
+
+    fn decide(
+        &self,
+        st: &mut State,
+        now: Instant,
+        mode: Mode,
+        runtime: Option<&Handle>,
+        timer: bool,
+        later: &mut Later,
+    ) -> Step {
+        st.abandon_overdue(now, later);
         let reason = match (mode, st.usable(now)) {
             (Mode::Acquire, Some(c)) => {
                 // The refresh is due and there is no runtime to run it on (`lookup` spawns it
@@ -482,37 +572,30 @@ impl TokenCache {
                 }
                 Reason::Refresh
             }
-            (Mode::Refresh, _) if !first => {
-                // `refresh()` started over after a cancelled flight: a token that arrived
-                // meanwhile is as fresh as it asked for.
-                if let Some(c) = st.usable(now) {
-                    return Step::Done(Ok(c.clone()));
-                }
-                Reason::Requested
+            // `refresh()` started over after a flight ended with no outcome: a token fetched
+            // since it was called will do.
+            (Mode::Refresh { newer_than }, Some(c)) if c.generation > newer_than => {
+                return Step::Done(Ok(c.clone()));
             }
-            (Mode::Refresh, _) => Reason::Requested,
+            (Mode::Refresh { .. }, _) => Reason::Requested,
             (Mode::Acquire, None) => Reason::NoToken,
         };
         if let Some(flight) = &st.flight {
             return Step::Join(flight.id, flight.subscribe());
         }
-        if mode == Mode::Acquire && matches!(reason, Reason::NoToken) {
+        if matches!(reason, Reason::NoToken) {
             if let Some(err) = st.backoff.holding(now) {
                 return Step::Done(Err(err.clone()));
             }
         }
         match runtime {
             Some(handle) if timer => {
-                let (flight, rx) = st.begin(&self.shared, now, reason);
+                let (flight, rx) = st.begin(&self.shared, now, reason, later);
                 Step::Spawn(handle.clone(), flight, rx)
             }
-            Some(_) => {
-                drop(st);
-                trace::no_timer();
-                Step::Done(Err(no_timer_error()))
-            }
+            Some(_) => Step::Done(Err(no_timer_error())),
             None => {
-                let (flight, rx) = st.begin(&self.shared, now, reason);
+                let (flight, rx) = st.begin(&self.shared, now, reason, later);
                 Step::Inline(flight, rx)
             }
         }
@@ -550,23 +633,59 @@ impl Shared {
     }
 
     /// End flight `id` with `fetched`, if it is still in progress: store the result, publish
-    /// it to the waiters, and (for a waiter timing it out) stop its task.
-    /// Returns the outcome it published, `None` if the flight had already ended.
+    /// it to the waiters, and (for a waiter timing it out) stop its task. Returns the outcome
+    /// it published, `None` if the flight had already ended.
     fn complete(&self, id: u64, fetched: Result<Token, Error>, stop_task: bool) -> Option<Outcome> {
+        self.end_flight(id, |_| true, fetched, stop_task)
+    }
+
+    /// A waiter's deadline passed: time flight `id` out for everyone if it has run for the
+    /// fetch timeout itself. Returns the outcome it published.
+    fn time_out(&self, id: u64) -> Option<Outcome> {
         let now = Instant::now();
-        let mut st = self.write();
-        // Already ended by someone else, whose outcome stands.
-        let flight = st.take_flight(id)?;
-        let (outcome, settled) = st.settle(fetched, now, self.refresh_before);
+        self.end_flight(
+            id,
+            |flight| flight.running(now) >= self.fetch_timeout,
+            Err(timeout_error(self.fetch_timeout)),
+            true,
+        )
+    }
+
+    fn end_flight(
+        &self,
+        id: u64,
+        only_if: impl FnOnce(&InFlight) -> bool,
+        fetched: Result<Token, Error>,
+        stop_task: bool,
+    ) -> Option<Outcome> {
+        let now = Instant::now();
+        let (flight, outcome, settled) = {
+            let mut st = self.write();
+            // Already ended by someone else, whose outcome stands.
+            if !st.flight.as_ref().is_some_and(|f| f.id == id && only_if(f)) {
+                return None;
+            }
+            let flight = st.take_flight(id)?;
+            let (outcome, settled) = st.settle(fetched, now, self.refresh_before);
+            (flight, outcome, settled)
+        };
         flight.end(Some(&outcome), stop_task);
-        drop(st);
         settled.report(id);
         Some(outcome)
     }
 
-    /// Flight `id` was dropped before it finished: its waiters start over.
+    /// Flight `id` was dropped before it finished: its waiters start over. A refresh that keeps
+    /// being cancelled (a runtime per call in a sync wrapper) is spaced out as if it failed.
     fn cancel(&self, id: u64) {
-        let flight = self.write().take_flight(id);
+        let now = Instant::now();
+        let flight = {
+            let mut st = self.write();
+            let flight = st.take_flight(id);
+            if flight.is_some() && st.usable(now).is_some() {
+                st.delay_refresh(now);
+            }
+            flight
+        };
         if let Some(flight) = flight {
             flight.end(None, false);
         }

@@ -561,3 +561,234 @@ async fn invalidate_discards_what_a_fetch_already_in_flight_brings() {
         .iter()
         .all(|h| h[AUTHORIZATION] != "Bearer t1"));
 }
+
+// ------------------------------------------------ found by the adversarial review (issue 10)
+
+/// Send a request; report (auth or kind, how long it waited).
+async fn timed<S>(svc: S) -> (Result<Vec<String>, Option<ErrorKind>>, Duration)
+where
+    S: Service<Request<()>, Response = Response<Vec<String>>, Error = BoxError> + Clone,
+{
+    let start = Instant::now();
+    let result = send(&svc, get(API))
+        .await
+        .map(|r| r.into_body())
+        .map_err(|e| kind(&e));
+    (result, start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_that_started_over_does_not_time_out_a_younger_fetch_for_everyone() {
+    let source = Scripted::new(|n, _| match n {
+        1 => Plan::Token(Duration::ZERO, Some(10 * SEC)),
+        2 => Plan::Hang,
+        _ => Plan::Token(29 * SEC, Some(100 * SEC)),
+    });
+    let up = Upstream::default();
+    let svc = layer_of(&source, 5 * SEC, 30 * SEC).layer(up.service());
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]); // expires at 10 s
+    tokio::time::advance(6 * SEC).await;
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]); // the refresh (2) hangs
+    settle().await;
+    // At 7 s a 401 drops t1: r1 waits on the hung refresh, its deadline at 37 s.
+    up.reject("Bearer t1");
+    tokio::time::advance(SEC).await;
+    assert_eq!(send(&svc, get(API)).await.expect("401").status(), 401);
+    let r1 = tokio::spawn(timed(svc.clone()));
+    settle().await;
+    // At 10 s the hung refresh is overdue: r2 abandons it and starts fetch 3 (29 s, within
+    // the 30 s timeout); r1 starts over and joins fetch 3.
+    tokio::time::advance(3 * SEC).await;
+    let r2 = tokio::spawn(timed(svc.clone()));
+    settle().await;
+    assert_eq!(source.fetches(), 3);
+    let (r1, waited1) = r1.await.expect("task");
+    let (r2, waited2) = r2.await.expect("task");
+    // r1 gives up at its own deadline, alone; fetch 3 goes on and r2 gets its token.
+    assert_eq!(
+        (r1, waited1),
+        (Err(Some(ErrorKind::TokenFetchTimeout)), 30 * SEC)
+    );
+    assert_eq!((r2, waited2), (Ok(vec!["Bearer t3".to_owned()]), 29 * SEC));
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t3"]);
+    assert_eq!(source.fetches(), 3);
+}
+
+#[test]
+fn a_request_under_an_entered_but_undriven_runtime_is_bounded_too() {
+    let source = Scripted::new(|_, _| Plan::Token(Duration::ZERO, None));
+    let timeout = 200 * MS;
+    let svc = BearerAuthLayer::builder()
+        .source(source.clone())
+        .fetch_timeout(timeout)
+        .build()
+        .expect("valid")
+        .layer(Upstream::default().service());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // A sync adapter: a runtime entered but never run, around a plain executor.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _entered = rt.enter();
+        let start = std::time::Instant::now();
+        let result = futures::executor::block_on(send(&svc, get(API)));
+        let _ = tx.send((result.map(drop).map_err(|e| kind(&e)), start.elapsed()));
+    });
+    let (result, waited) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("still waiting: the wait was not bounded");
+    assert_eq!(result, Err(Some(ErrorKind::TokenFetchTimeout)));
+    assert!(waited >= timeout, "{waited:?}");
+}
+
+/// Three paused runtimes made together, so their clocks agree; `advance` moves them all.
+fn paused_runtimes<const N: usize>() -> [tokio::runtime::Runtime; N] {
+    std::array::from_fn(|_| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+    })
+}
+
+fn advance_all(runtimes: &[&tokio::runtime::Runtime], by: Duration) {
+    for rt in runtimes {
+        rt.block_on(async move {
+            tokio::time::advance(by).await;
+            settle().await;
+        });
+    }
+}
+
+/// Poll a request once inside `rt`'s context (so a refresh it starts is spawned there).
+fn poll_once_in<S>(rt: &tokio::runtime::Runtime, svc: &S) -> bool
+where
+    S: Service<Request<()>, Response = Response<Vec<String>>, Error = BoxError> + Clone,
+{
+    let _entered = rt.enter();
+    let mut request = Box::pin(send(svc, get(API)));
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    request.as_mut().poll(&mut cx).is_ready()
+}
+
+#[test]
+fn refresh_is_not_ok_when_the_fetch_it_joined_was_cancelled_and_nothing_new_came() {
+    let [main, idle] = paused_runtimes::<2>();
+    let source = Scripted::new(|_, _| Plan::Token(Duration::ZERO, Some(100 * SEC)));
+    let layer = layer_of(&source, 60 * SEC, 10 * SEC);
+    let svc = layer.clone().layer(Upstream::default().service());
+    assert_eq!(main.block_on(auth_of(&svc, get(API))), ["Bearer t1"]);
+    advance_all(&[&main, &idle], 50 * SEC);
+    // A background refresh spawned on a runtime that is never driven.
+    assert!(poll_once_in(&idle, &svc));
+    let refresh = main.block_on(async {
+        let refresh = tokio::spawn(layer.refresh()); // joins it
+        settle().await;
+        Box::new(refresh)
+    });
+    idle.shutdown_background(); // the refresh task is dropped: no outcome
+    main.block_on(refresh)
+        .expect("task")
+        .expect("refresh() fetched anew");
+    assert_eq!(source.fetches(), 2, "refresh() started its own fetch");
+    assert_eq!(main.block_on(auth_of(&svc, get(API))), ["Bearer t2"]);
+}
+
+#[test]
+fn a_refresh_cancelled_with_its_runtime_is_spaced_out_like_a_failed_one() {
+    // A sync wrapper with a runtime per call: each call's background refresh dies with it.
+    let [main, call1, call2, call3] = paused_runtimes::<4>();
+    let all = [&main, &call1, &call2, &call3];
+    let source = Scripted::new(|_, _| Plan::Token(SEC, Some(100 * SEC)));
+    let svc = layer_of(&source, 60 * SEC, 10 * SEC).layer(Upstream::default().service());
+    assert_eq!(main.block_on(auth_of(&svc, get(API))), ["Bearer t1"]);
+    advance_all(&all, 60 * SEC); // the window opened at 51 s
+    assert!(poll_once_in(&call1, &svc)); // starts refresh 2 on call1
+    assert_eq!(source.fetches(), 1, "spawned, not yet run");
+    call1.shutdown_background(); // the call returns: its runtime and the refresh go
+    assert!(poll_once_in(&call2, &svc)); // the valid token, and no new refresh yet
+    call2.shutdown_background();
+    assert_eq!(source.fetches(), 1);
+    advance_all(&[&main, &call3], 5 * SEC); // the retry delay (half of 40 s, at most 5 s)
+    assert!(poll_once_in(&call3, &svc)); // now one new refresh starts
+    call3.block_on(settle());
+    assert_eq!(source.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refreshes_that_bring_no_later_expiry_do_not_speed_up_towards_it() {
+    // A server that hands out the same token, with the same expiry, until it expires.
+    let start = Instant::now();
+    let expiry = start + 100 * SEC;
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&starts);
+    let layer =
+        BearerAuthLayer::builder()
+            .source(move || {
+                log.lock().expect("lock").push(Instant::now() - start);
+                async move {
+                    Ok::<_, BoxError>(Token::new(BearerToken::new("same")?).valid_until(expiry))
+                }
+            })
+            .refresh_before(60 * SEC)
+            .build()
+            .expect("valid");
+    let svc = layer.layer(Upstream::default().service());
+    let sent = load(&svc, 2, 10 * MS, 100 * SEC - MS).await;
+    assert!(sent.iter().all(|s| s.result.is_ok()));
+    let starts = starts.lock().expect("lock").clone();
+    // The window opens at 50 s; then at most one refresh a second (halving would give ever
+    // closer ones, 3 ms apart at the end).
+    let in_last_second = starts.iter().filter(|t| **t >= 99 * SEC).count();
+    assert!(in_last_second <= 1, "{starts:?}");
+    assert!(
+        starts.len() <= 2 + 50,
+        "{} fetches: {starts:?}",
+        starts.len()
+    );
+    assert!(
+        starts.windows(2).skip(1).all(|w| w[1] - w[0] >= SEC),
+        "{starts:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_polled_after_its_token_expired_does_not_send_it() {
+    // Fetch 1 is held until released, then issues a token living 1 ms; later ones too.
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = Arc::new(Mutex::new(Some(gate)));
+    let fetched_at = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&fetched_at);
+    let layer = BearerAuthLayer::builder()
+        .source(move || {
+            let gate = gate.lock().expect("lock").take();
+            let log = Arc::clone(&log);
+            async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                let mut log = log.lock().expect("lock");
+                log.push(Instant::now());
+                let token = BearerToken::new(format!("t{}", log.len()))?;
+                Ok::<_, BoxError>(Token::new(token).expires_in(MS))
+            }
+        })
+        .build()
+        .expect("valid");
+    let up = Upstream::default();
+    let svc = layer.layer(up.service());
+    // The request starts the fetch and is polled again only 10 ms after it published t1.
+    let mut waiter = Box::pin(auth_of(&svc, get(API)));
+    assert!(futures::poll!(waiter.as_mut()).is_pending());
+    let _ = release.send(());
+    settle().await; // the fetch publishes t1, valid for 1 ms
+    assert_eq!(fetched_at.lock().expect("lock").len(), 1);
+    tokio::time::advance(10 * MS).await;
+    let auth = waiter.await;
+    assert_ne!(auth, ["Bearer t1"], "an expired token was sent");
+    let fetched_at = fetched_at.lock().expect("lock").clone();
+    assert!(fetched_at.len() >= 2);
+}

@@ -684,11 +684,8 @@ fn refresh_is_not_ok_when_the_fetch_it_joined_was_cancelled_and_nothing_new_came
     advance_all(&[&main, &idle], 50 * SEC);
     // A background refresh spawned on a runtime that is never driven.
     assert!(poll_once_in(&idle, &svc));
-    let refresh = main.block_on(async {
-        let refresh = tokio::spawn(layer.refresh()); // joins it
-        settle().await;
-        Box::new(refresh)
-    });
+    let refresh = main.spawn(layer.refresh()); // joins it
+    main.block_on(settle());
     idle.shutdown_background(); // the refresh task is dropped: no outcome
     main.block_on(refresh)
         .expect("task")

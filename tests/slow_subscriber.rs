@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
-use tower::{service_fn, ServiceExt};
+use tower::service_fn;
 use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
 use tower_layer::Layer;
 use tracing_subscriber::fmt::MakeWriter;

@@ -103,10 +103,14 @@ mod overrides;
 mod token;
 
 #[cfg(feature = "reqwest-middleware")]
+mod follow_redirects;
+#[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture};
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 pub use error::{BoxError, Error, ErrorKind};
+#[cfg(feature = "reqwest-middleware")]
+pub use follow_redirects::FollowRedirects;
 pub use overrides::HeaderOverrides;
 pub use token::{BearerToken, Token, TokenSource};

@@ -5,36 +5,15 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use common::{hyper_client as client, Body, Server};
 use http::header::COOKIE;
 use http::{HeaderValue, Request, StatusCode};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 use tower_client_headers::{
     BearerAuthLayer, BoxError, DefaultHeadersLayer, Error, ErrorKind, HeaderOverrides,
 };
-
-/// Never connects anywhere: records the URIs it is asked to send to. For names that must be
-/// refused before any lookup (a bug here must not send a DNS query).
-fn recorder() -> (
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    impl Service<
-            Request<Body>,
-            Response = http::Response<()>,
-            Error = BoxError,
-            Future = impl std::future::Future<Output = Result<http::Response<()>, BoxError>> + Send,
-        > + Clone
-        + Send
-        + 'static,
-) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = std::sync::Arc::clone(&seen);
-    let svc = tower::service_fn(move |req: Request<Body>| {
-        log.lock().expect("lock").push(req.uri().to_string());
-        async { Ok::<_, BoxError>(http::Response::new(())) }
-    });
-    (seen, svc)
-}
 
 #[tokio::test]
 async fn plain_http_tokens_go_only_to_loopback_as_the_contract_lists_it() {
@@ -51,8 +30,17 @@ async fn plain_http_tokens_go_only_to_loopback_as_the_contract_lists_it() {
     }
     // Names under `.localhost` and `localhost.` resolve through DNS on common setups: before,
     // these were sent the token in plain text. Now refused, and nothing is sent.
-    let (seen, inner) = recorder();
-    let svc = ServiceBuilder::new().layer(auth).service(inner);
+    // An inner service that never connects anywhere and records what it is asked to send: a
+    // bug here must not send a DNS query.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&seen);
+    let svc =
+        ServiceBuilder::new()
+            .layer(auth)
+            .service(tower::service_fn(move |req: Request<Body>| {
+                log.lock().expect("lock").push(req.uri().to_string());
+                async { Ok::<_, BoxError>(http::Response::new(())) }
+            }));
     for host in [
         "api.localhost",
         "localhost.",

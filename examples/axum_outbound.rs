@@ -1,6 +1,8 @@
 //! An axum service calling an upstream API through one shared client stack held in `State`.
 //! When the caller sent a bearer token, it is forwarded for that call with
-//! `HeaderOverrides::bearer_token`; otherwise the service's own token is used.
+//! `HeaderOverrides::bearer_token`; with no `Authorization` at all the service's own token is
+//! used; and a caller whose `Authorization` is not one valid bearer token is answered `401`
+//! (treating it as anonymous would spend the service's credentials on its behalf).
 //!
 //! Run with `cargo run --example axum_outbound`.
 
@@ -11,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, USER_AGENT};
+use http::header::USER_AGENT;
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -38,12 +40,13 @@ async fn handler(
 ) -> Result<Json<common::Received>, (StatusCode, String)> {
     let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
     let mut overrides = HeaderOverrides::new();
-    // Forward the caller's bearer token, if it sent a valid one.
-    if let Some(token) = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| BearerToken::from_authorization(v).ok())
-    {
-        overrides = overrides.bearer_token(token);
+    match BearerToken::from_request_headers(&headers) {
+        // The caller's token, validated: forwarded for this call only.
+        Ok(Some(token)) => overrides = overrides.bearer_token(token),
+        // No credential at all: the service's own token.
+        Ok(None) => {}
+        // A credential we cannot use (`Basic ..`, a malformed token, several values): refuse.
+        Err(e) => return Err((StatusCode::UNAUTHORIZED, e.to_string())),
     }
     let request = Request::get(&state.upstream_url)
         .extension(overrides)
@@ -88,15 +91,26 @@ async fn main() -> Result<(), BoxError> {
     let caller = reqwest::Client::builder().no_proxy().build()?;
     let url = format!("http://{app_addr}/orders");
     let mut rows = Vec::new();
-    for (who, token) in [
+    for (who, authorization) in [
         ("anonymous caller", None),
-        ("caller with a token", Some("alice-token")),
+        ("caller with a token", Some("Bearer alice-token")),
+        ("caller with Basic credentials", Some("Basic dXNlcjpwdw==")),
+        ("caller with a malformed token", Some("Bearer not a token")),
     ] {
         let mut request = caller.get(&url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
         }
-        let received: common::Received = request.send().await?.error_for_status()?.json().await?;
+        let response = request.send().await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            rows.push(vec![
+                who.to_owned(),
+                "(not called: 401)".to_owned(),
+                "-".to_owned(),
+            ]);
+            continue;
+        }
+        let received: common::Received = response.error_for_status()?.json().await?;
         rows.push(vec![
             who.to_owned(),
             common::values(&received, "user-agent"),

@@ -1,5 +1,8 @@
 //! A `reqwest_middleware` client with both layers, a client-wide default override and
-//! per-request `HeaderOverrides` passed with `with_extension`.
+//! per-request `HeaderOverrides` passed with `with_extension`. reqwest's own redirect following
+//! is off and `FollowRedirects` follows them above the layers, so every hop is checked against
+//! their origins (reqwest would otherwise carry the headers they added to wherever a server
+//! redirects).
 //!
 //! Run with `cargo run --example reqwest_middleware --features reqwest-middleware`.
 
@@ -8,7 +11,7 @@ mod common;
 use http::header::{ACCEPT, USER_AGENT};
 use reqwest_middleware::{ClientBuilder, Extension};
 use tower_client_headers::{
-    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, HeaderOverrides,
+    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, FollowRedirects, HeaderOverrides,
 };
 
 #[tokio::main]
@@ -26,8 +29,14 @@ async fn main() -> Result<(), BoxError> {
         .origin(&api)
         .build()?;
 
-    let reqwest = reqwest::Client::builder().no_proxy().build()?;
+    let reqwest = reqwest::Client::builder()
+        .no_proxy()
+        // reqwest must not follow redirects itself, below the middleware...
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let client = ClientBuilder::new(reqwest)
+        // ...FollowRedirects does, first in the chain, so each hop passes the layers below.
+        .with(FollowRedirects::new())
         // A client-wide default: no x-debug header unless a request says otherwise.
         .with_init(Extension(
             HeaderOverrides::new().remove(http::HeaderName::from_static("x-debug")),

@@ -66,6 +66,10 @@ pub enum ErrorKind {
     TokenFetch,
     /// The token source did not answer within the fetch timeout.
     TokenFetchTimeout,
+    /// A header map would exceed the capacity of `http::HeaderMap` (at most 24,576 distinct
+    /// names): a builder was given more names than that, or a request was too full to take the
+    /// `Authorization` header (nothing was sent).
+    TooManyHeaders,
 }
 
 /// Errors of this crate: invalid configuration, refused requests and failed token fetches.

@@ -10,15 +10,18 @@
 //!   per name you can make the session override or append instead.
 //! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
 //!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
-//!   background before it expires, and dropped after a `401`.
+//!   background before it expires, and dropped after a `401` from the origin it was sent to.
 //! - [`HeaderOverrides`], in a request's extensions, sets or removes session headers (the
-//!   token included) for that one request.
+//!   token included) for that one request. Its credentials stay with the origin of the first
+//!   request the layers see them on.
 //! - Both layers can be scoped to origins (`https://api.example.com`): requests to anywhere
-//!   else pass untouched, so credentials never leak to another host or across a redirect.
-//!   Tokens are never sent over plain `http://` except to loopback, unless you allow it.
+//!   else pass untouched, so with the [layer order](#layer-order) below nothing of ours reaches
+//!   another host, on a redirect hop either. Tokens are never sent over plain `http://` except
+//!   to loopback (`127.0.0.0/8`, `::1`, `localhost`: nothing else), unless you allow it.
 //!
-//! Nothing here panics on bad input: builders return an [`Error`] naming the header, origin or
-//! problem, and no `Debug`, `Display` or error message contains a token or sensitive value.
+//! Nothing here panics on bad input, nor at `http::HeaderMap`'s capacity: builders return an
+//! [`Error`] naming the header, origin or problem, and no `Debug`, `Display` or error message
+//! contains a token or sensitive value.
 //!
 //! # Example
 //!
@@ -72,15 +75,64 @@
 //!
 //! # Layer order
 //!
-//! With a redirect-following layer such as tower-http's `FollowRedirectLayer`, put these
-//! layers *inside* it (after it, in `ServiceBuilder` order) and scope them with `origin(..)`:
-//! every hop then passes through them and is checked against the origins, so nothing of the
-//! session reaches another origin, and a hop to plain `http://` elsewhere is refused. Outside
-//! it, headers are added once and the redirect layer carries them to every hop: its standard
-//! policy strips `Authorization`, `Cookie` and `Proxy-Authorization` across origins, but a
-//! custom header such as `x-api-key` travels on. Unscoped layers inside a redirect layer
-//! authenticate every hop, wherever it goes. Retry layers can go either side: each retry is
-//! the same request to the same origin.
+//! **Redirects, tower.** Put tower-http's `FollowRedirectLayer` outermost and these layers
+//! inside it, scoped with `origin(..)`, with a redirect policy that keeps [`HeaderOverrides`]
+//! across origins. Every hop then passes through our layers and is checked against their
+//! origins: a layer scoped to A adds nothing to a hop to B, and a per-request credential stays
+//! with the origin of the first request, so on A -> B -> A B gets none of it and the hop back
+//! to A carries the caller's token again, not the service's. (tower-http's default policy drops
+//! the overrides on the hop to B for the rest of the chain: the hop back to A would get the
+//! service's token.)
+//!
+//! ```
+//! use http::{Request, Response};
+//! use std::convert::Infallible;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_client_headers::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides};
+//! use tower_http::follow_redirect::policy::{clone_body_fn, FilterCredentials, Limited, PolicyExt};
+//! use tower_http::follow_redirect::FollowRedirectLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let client = service_fn(|req: Request<String>| async move {
+//! #     Ok::<_, Infallible>(Response::new(req.headers().clone()))
+//! # });
+//! let api = "https://api.example.com";
+//! // tower-http's standard policy (10 hops at most, credential headers dropped across
+//! // origins), keeping HeaderOverrides on every hop and replaying bodies for 307/308. The type
+//! // arguments of `and` only satisfy its bounds.
+//! let policy = Limited::default()
+//!     .and::<_, (), ()>(FilterCredentials::new().allow_extension::<HeaderOverrides>())
+//!     .and::<_, String, ()>(clone_body_fn(|body: &String| Some(body.clone())));
+//! let stack = ServiceBuilder::new()
+//!     .layer(FollowRedirectLayer::with_policy(policy)) // outermost
+//!     .layer(DefaultHeadersLayer::builder().sensitive_header("x-api-key", "k").origin(api).build()?)
+//!     .layer(BearerAuthLayer::builder().token("service-token").origin(api).build()?)
+//!     .service(client);
+//! let sent = stack.oneshot(Request::get("https://api.example.com/a").body(String::new())?).await?;
+//! assert_eq!(sent.body()["authorization"], "Bearer service-token");
+//! # Ok(()) }
+//! ```
+//!
+//! Outside the redirect layer, headers are added once and the redirect layer carries them to
+//! every hop: its standard policy strips `Authorization`, `Cookie` and `Proxy-Authorization`
+//! across origins, but a custom header such as `x-api-key` travels on. Unscoped layers inside
+//! it authenticate every hop, wherever it goes; they refuse a hop to plain `http://` elsewhere,
+//! which is a narrower rule than scoping. A `401` drops the cached token only when it came from
+//! the origin the token was sent to: in the order above that is every `401` `BearerAuth` sees;
+//! with a redirect layer inside `BearerAuth`, the `tower-http` feature makes it read
+//! tower-http's `RequestUri` to tell.
+//!
+//! **Redirects, reqwest-middleware.** reqwest follows redirects below every middleware, out of
+//! the layers' sight: build the client with `reqwest::redirect::Policy::none()` and put
+//! `FollowRedirects` first in the chain, so every hop goes through the layers.
+//!
+//! **Retries** go *outside* the auth layer, so that each attempt passes through it and a retry
+//! after a `401` gets the fresh token; inside, a retry replays the token attached before it.
+//!
+//! **Proxies.** The loopback exemption reads the request URI, not where the connection goes: a
+//! client sending plain `http://` through a proxy (reqwest honours `HTTP_PROXY` unless built with
+//! `.no_proxy()`) sends a token for `http://127.0.0.1` to the proxy in clear.
 //!
 //! # Features
 //!
@@ -88,7 +140,10 @@
 //!   plaintext refusals, under the target `tower_client_headers`; never a token or a header
 //!   value.
 //! - `reqwest-middleware`: both layers implement `reqwest_middleware::Middleware`, with the
-//!   same rules, reading [`HeaderOverrides`] from the middleware's extensions.
+//!   same rules, reading [`HeaderOverrides`] from the middleware's extensions; and
+//!   `FollowRedirects` follows redirects above them.
+//! - `tower-http`: `BearerAuth` reads tower-http 0.7's `RequestUri` from responses, so that with
+//!   a `FollowRedirectLayer` inside it a `401` from another origin leaves the token alone.
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -107,10 +162,14 @@ mod token;
 mod trace;
 
 #[cfg(feature = "reqwest-middleware")]
+mod follow_redirects;
+#[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture};
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 pub use error::{BoxError, Error, ErrorKind};
+#[cfg(feature = "reqwest-middleware")]
+pub use follow_redirects::FollowRedirects;
 pub use overrides::HeaderOverrides;
 pub use token::{BearerToken, Token, TokenSource};

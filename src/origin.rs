@@ -142,22 +142,18 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// `127.0.0.0/8`, `::1` (also IPv4-mapped), `localhost` and names under `.localhost`
-/// (RFC 6761 reserves them for loopback).
+/// Loopback, exactly: `127.0.0.0/8`, `::1` in any spelling (IPv4-mapped `::ffff:127.x.y.z`
+/// included) and the name `localhost` in any case. Nothing else: `*.localhost` and `localhost.`
+/// are sent to DNS by getaddrinfo on common setups (`hosts: files dns`), so they may resolve to
+/// any address.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
-    if let Some(ip) = parse_ip(host) {
-        return match ip {
-            IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        };
+    match parse_ip(host) {
+        Some(IpAddr::V4(v4)) => v4.is_loopback(),
+        Some(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => host.eq_ignore_ascii_case("localhost"),
     }
-    let host = host.strip_suffix('.').unwrap_or(host);
-    host.eq_ignore_ascii_case("localhost")
-        || (host.len() > ".localhost".len()
-            && host.is_char_boundary(host.len() - ".localhost".len())
-            && host[host.len() - ".localhost".len()..].eq_ignore_ascii_case(".localhost"))
 }
 
 fn parse_ip(host: &str) -> Option<IpAddr> {
@@ -251,6 +247,109 @@ impl fmt::Display for Origin {
 impl fmt::Debug for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// Where one request goes, exactly as origin matching sees it: lowercase scheme, host (an
+/// address for IP literals, else lowercase) and effective port. Any part may be missing (a
+/// relative URI has none). Per-request credentials are bound to the `Place` of the first request
+/// the layers see them on ([`HeaderOverrides`](crate::HeaderOverrides)).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    scheme: Option<Box<str>>,
+    host: Option<Host>,
+    port: Option<u16>,
+}
+
+impl Place {
+    pub(crate) fn of(target: &Target<'_>) -> Self {
+        Self {
+            scheme: target.scheme.map(|s| s.to_ascii_lowercase().into()),
+            host: target.host().map(|h| match parse_ip(h) {
+                Some(ip) => Host::Ip(ip),
+                None => Host::Name(h.to_ascii_lowercase().into()),
+            }),
+            port: target.effective_port(),
+        }
+    }
+
+    /// Whether `target` goes to this place; the same as `Place::of(target) == *self`, without
+    /// allocating.
+    pub(crate) fn is(&self, target: &Target<'_>) -> bool {
+        let scheme = match (&self.scheme, target.scheme) {
+            (Some(a), Some(b)) => b.eq_ignore_ascii_case(a),
+            (None, None) => true,
+            _ => false,
+        };
+        let host = match (&self.host, target.host()) {
+            (Some(Host::Name(a)), Some(b)) => parse_ip(b).is_none() && b.eq_ignore_ascii_case(a),
+            (Some(Host::Ip(a)), Some(b)) => parse_ip(b) == Some(*a),
+            (None, None) => true,
+            _ => false,
+        };
+        scheme && host && self.port == target.effective_port()
+    }
+}
+
+impl fmt::Debug for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Scheme, host and port only: never userinfo, path or query.
+        match (&self.scheme, &self.host) {
+            (Some(scheme), Some(host)) => {
+                write!(f, "{scheme}://")?;
+                match host {
+                    Host::Name(name) => f.write_str(name)?,
+                    Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+                    Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+                }
+                match self.port {
+                    Some(port) => write!(f, ":{port}"),
+                    None => Ok(()),
+                }
+            }
+            _ => f.write_str("<no scheme://host>"),
+        }
+    }
+}
+
+/// A request's [`Place`] as 64 bits, for the hot path: it needs no allocation, so a response
+/// future can carry it. Hashed with SipHash under a random per-process key, so two places
+/// collide only by chance (about 2^-64), never by an attacker's choice of host name. Used only to
+/// judge where a `401` came from, where a collision costs at most one token fetch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct OriginId(u64);
+
+impl OriginId {
+    pub(crate) fn of(target: &Target<'_>) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        let mut h = KEYS.get_or_init(Default::default).build_hasher();
+        match target.scheme {
+            Some(scheme) => {
+                1u8.hash(&mut h);
+                for b in scheme.bytes() {
+                    h.write_u8(b.to_ascii_lowercase());
+                }
+                h.write_u8(0xff);
+            }
+            None => 0u8.hash(&mut h),
+        }
+        match target.host() {
+            Some(host) => match parse_ip(host) {
+                Some(ip) => (1u8, ip).hash(&mut h),
+                None => {
+                    2u8.hash(&mut h);
+                    for b in host.bytes() {
+                        h.write_u8(b.to_ascii_lowercase());
+                    }
+                    h.write_u8(0xff);
+                }
+            },
+            None => 0u8.hash(&mut h),
+        }
+        target.effective_port().hash(&mut h);
+        Self(h.finish())
     }
 }
 
@@ -459,27 +558,96 @@ mod tests {
         for host in [
             "127.0.0.1",
             "127.1.2.3",
+            "127.255.255.255",
             "[::1]",
+            "[0:0:0:0:0:0:0:1]",
+            "[0000::0001]",
+            "[::ffff:127.0.0.1]",
+            "[::FFFF:7f00:1]",
+            "[0:0:0:0:0:ffff:127.9.9.9]",
             "localhost",
             "LOCALHOST",
-            "localhost.",
-            "api.localhost",
-            "[::ffff:127.0.0.1]",
+            "LocalHost",
         ] {
             assert!(is_loopback_host(host), "{host}");
         }
+        // Only what the contract lists: names under `.localhost` and `localhost.` go to DNS
+        // on common resolvers, so they may be anywhere.
         for host in [
             "128.0.0.1",
             "10.0.0.1",
             "[::2]",
+            "[::ffff:10.0.0.1]",
+            "[::127.0.0.1]",
+            "localhost.",
+            "LOCALHOST.",
+            "api.localhost",
+            "api.localhost.",
+            "a.b.LOCALHOST",
             "localhost.example",
             "notlocalhost",
             "example.com",
             "127.0.0.1.nip.io",
+            "127.0.0.1.",
             "",
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn place_is_exact_and_matches_its_own_comparison() {
+        let place = |uri: &str| {
+            let uri: Uri = uri.parse().expect("uri");
+            Place::of(&Target::from_uri(&uri))
+        };
+        let is = |p: &Place, uri: &str| {
+            let uri: Uri = uri.parse().expect("uri");
+            p.is(&Target::from_uri(&uri))
+        };
+        let id = |uri: &str| {
+            let uri: Uri = uri.parse().expect("uri");
+            OriginId::of(&Target::from_uri(&uri))
+        };
+        let a = place("http://127.0.0.1:8080/x?q");
+        let same = [
+            "http://127.0.0.1:8080/",
+            "HTTP://127.0.0.1:8080/other",
+            "http://user:pw@127.0.0.1:8080/",
+        ];
+        let other = [
+            "http://localhost:8080/",
+            "https://127.0.0.1:8080/",
+            "http://127.0.0.1:8081/",
+            "http://127.0.0.1/",
+            "http://127.0.0.1:8080@evil.net:8080/",
+            "/relative",
+        ];
+        for uri in same {
+            assert!(is(&a, uri), "{uri}");
+            assert!(place(uri) == a, "{uri}");
+            assert_eq!(id(uri), id("http://127.0.0.1:8080/x?q"), "{uri}");
+        }
+        for uri in other {
+            assert!(!is(&a, uri), "{uri}");
+            assert!(place(uri) != a, "{uri}");
+            assert_ne!(id(uri), id("http://127.0.0.1:8080/x?q"), "{uri}");
+        }
+        assert!(is(
+            &place("https://API.example.com/"),
+            "https://api.example.com:443/"
+        ));
+        assert!(is(&place("http://[::1]:80/"), "http://[0:0::1]/"));
+        assert_eq!(id("http://[::1]:80/"), id("http://[0:0::1]/"));
+        assert_eq!(
+            id("HTTPS://API.example.com/"),
+            id("https://api.example.com:443/")
+        );
+        // A relative URI has no place but its own kind.
+        assert!(is(&place("/a"), "/b"));
+        // A name that looks like an address is still not that address.
+        assert!(!is(&place("http://localhost/"), "http://127.0.0.1/"));
+        assert_eq!(format!("{a:?}"), "http://127.0.0.1:8080");
     }
 
     #[test]
@@ -493,7 +661,11 @@ mod tests {
         assert!(!check("https://api.example.com/"));
         assert!(!check("http://127.0.0.1:8080/"));
         assert!(!check("http://localhost/"));
+        assert!(!check("http://LocalHost:3000/"));
         assert!(!check("http://[::1]/"));
+        assert!(!check("http://[::ffff:127.0.0.1]/"));
+        assert!(check("http://api.localhost/"));
+        assert!(check("http://localhost./"));
         // userinfo naming localhost does not make evil.net loopback
         assert!(check("http://localhost@evil.net/"));
         // no scheme: cannot be shown to be safe

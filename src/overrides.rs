@@ -20,10 +20,12 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use http::header::{GetAll, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::origin::{Place, Target};
 use crate::token::BearerToken;
 
 /// Per-request overrides of session headers, carried in the request's extensions.
@@ -38,7 +40,34 @@ use crate::token::BearerToken;
 /// Overrides only act in a layer whose origins the request is sent to: a request to another
 /// origin passes the layer untouched, overrides included.
 ///
-/// `Debug` shows the names involved, never a value.
+/// # Credentials stay with their origin
+///
+/// The credentials a `HeaderOverrides` carries, [`bearer_token`](Self::bearer_token) and
+/// [`set`](Self::set) of `authorization`, `proxy-authorization`, `cookie` or of any value
+/// marked sensitive, belong to the origin (scheme, host, port) of the **first request the
+/// layers see them on**. On any other origin, a redirect hop say, no layer of this crate sends
+/// them, and each acts as a [`remove`](Self::remove) of its name there: neither the caller's
+/// credential nor the session's own is sent in its place. Removals apply on every hop.
+///
+/// This is what keeps a caller's token the caller's when a redirect layer (tower-http's
+/// `FollowRedirectLayer` with `FilterCredentials::new().allow_extension::<HeaderOverrides>()`)
+/// carries the overrides along a chain such as A -> B -> A: B gets nothing, and the hop back to
+/// A gets the caller's token, not the service's.
+///
+/// The binding is shared by clones, because that is how a redirect layer's copies of the
+/// request keep it. So a `HeaderOverrides` is one request's: build one per request. Every
+/// builder method returns a value with a fresh, unbound binding; only a plain `clone()` of one
+/// that was already used stays bound where it was first used. (With reqwest-middleware, that
+/// includes a client-wide `ClientBuilder::with_init(Extension(..))` carrying credentials:
+/// they apply at the first origin the client sends them to.)
+///
+/// # Capacity
+///
+/// [`set`](Self::set) keeps at most as many distinct names as an `http::HeaderMap` holds
+/// (24,576); a value for a further name is dropped, since no request could carry it. It never
+/// panics.
+///
+/// `Debug` shows the names involved, and the origin credentials are bound to, never a value.
 ///
 /// ```
 /// use http::header::USER_AGENT;
@@ -49,10 +78,15 @@ use crate::token::BearerToken;
 /// ```
 #[derive(Clone, Default)]
 pub struct HeaderOverrides {
-    pub(crate) remove_all: bool,
-    pub(crate) removed: Vec<HeaderName>,
-    pub(crate) set: HeaderMap,
-    pub(crate) bearer: Option<BearerToken>,
+    remove_all: bool,
+    removed: Vec<HeaderName>,
+    set: HeaderMap,
+    bearer: Option<BearerToken>,
+    /// Whether `set` was ever given a credential (kept set when a later call removes it again:
+    /// binding a value with nothing to bind costs nothing).
+    set_credentials: bool,
+    /// The place the credentials belong to, recorded by the first layer that sees them.
+    binding: Arc<OnceLock<Place>>,
 }
 
 impl HeaderOverrides {
@@ -66,6 +100,18 @@ impl HeaderOverrides {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder call makes a new set of overrides: it is not bound where an earlier clone was
+    /// used.
+    fn unbound(mut self) -> Self {
+        match Arc::get_mut(&mut self.binding) {
+            Some(cell) => {
+                cell.take();
+            }
+            None => self.binding = Arc::default(),
+        }
+        self
     }
 
     /// Do not add the session's `name` to this request. The request's own `name`, if any, is
@@ -83,7 +129,7 @@ impl HeaderOverrides {
         if !self.removed.contains(&name) {
             self.removed.push(name);
         }
-        self
+        self.unbound()
     }
 
     /// Add no session header at all to this request, `Authorization` from
@@ -98,12 +144,15 @@ impl HeaderOverrides {
     /// ```
     pub fn remove_all(mut self) -> Self {
         self.remove_all = true;
-        self
+        self.unbound()
     }
 
     /// Send exactly `value` for `name`, replacing the request's own values and the session's.
     /// Calling it again for the same name adds another value. Values of `authorization`,
-    /// `proxy-authorization` and `cookie` are marked sensitive.
+    /// `proxy-authorization` and `cookie` are marked sensitive. A credential (one of those
+    /// names, or a value you marked sensitive) is sent only at the origin of the first request
+    /// the layers see it on (see [Credentials stay with their origin](Self#credentials-stay-with-their-origin)).
+    /// Several `cookie` values are sent as one `Cookie` field, joined with `"; "`.
     ///
     /// Setting `Authorization` replaces an earlier [`bearer_token`](Self::bearer_token).
     ///
@@ -124,14 +173,20 @@ impl HeaderOverrides {
         if name == AUTHORIZATION {
             self.bearer = None;
         }
-        self.set.append(name, value);
-        self
+        let credential = value.is_sensitive();
+        // At capacity the value is dropped: no request could carry another name either.
+        if self.set.try_append(name, value).is_ok() {
+            self.set_credentials |= credential;
+        }
+        self.unbound()
     }
 
     /// Send `token` as `Authorization: Bearer <token>` with this request instead of the
     /// [`BearerAuthLayer`](crate::BearerAuthLayer)'s own token, without asking its token source.
     /// It beats removals and the request's own `Authorization`, and replaces an earlier
     /// `set(AUTHORIZATION, ..)`. Plain `http://` to a host that is not loopback is still refused.
+    /// The token is sent only at the origin of the first request the layers see it on (see
+    /// [Credentials stay with their origin](Self#credentials-stay-with-their-origin)).
     ///
     /// ```
     /// use tower_client_headers::{BearerToken, HeaderOverrides};
@@ -142,7 +197,7 @@ impl HeaderOverrides {
     pub fn bearer_token(mut self, token: BearerToken) -> Self {
         self.set.remove(AUTHORIZATION);
         self.bearer = Some(token);
-        self
+        self.unbound()
     }
 
     /// Send no `Authorization` from the session or
@@ -158,17 +213,85 @@ impl HeaderOverrides {
         self.remove(AUTHORIZATION)
     }
 
-    /// Whether the session adds nothing for `name` (unless `set` gives it).
-    pub(crate) fn suppresses(&self, name: &HeaderName) -> bool {
-        self.remove_all || self.removes(name)
+    /// These overrides as they apply to a request to `target`. The first call for overrides
+    /// that carry credentials binds them to `target`'s place; every layer, on every hop, goes
+    /// through here, so the binding is the same for all of them.
+    #[inline]
+    pub(crate) fn at(&self, target: &Target<'_>) -> Applied<'_> {
+        let has_credentials = self.bearer.is_some() || self.set_credentials;
+        let here = !has_credentials || self.binding.get_or_init(|| Place::of(target)).is(target);
+        Applied {
+            overrides: self,
+            here,
+        }
+    }
+
+    /// Whether these overrides change what a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer)
+    /// does.
+    fn affects_session(&self) -> bool {
+        self.remove_all || !self.removed.is_empty() || !self.set.is_empty() || self.bearer.is_some()
+    }
+}
+
+/// [`HeaderOverrides`] as they apply to one request: its credentials are withheld (and act as
+/// removals) when the request does not go to the place they are bound to. The merge rule and
+/// the bearer rule read overrides only through this.
+#[derive(Clone, Copy)]
+pub(crate) struct Applied<'a> {
+    overrides: &'a HeaderOverrides,
+    /// Whether the request goes where the credentials belong (always, without credentials).
+    here: bool,
+}
+
+impl<'a> Applied<'a> {
+    pub(crate) fn remove_all(&self) -> bool {
+        self.overrides.remove_all
+    }
+
+    /// A credential set for `name` that this request must not carry.
+    fn withheld(&self, name: &HeaderName) -> bool {
+        !self.here
+            && (is_always_sensitive(name)
+                || self
+                    .overrides
+                    .set
+                    .get_all(name)
+                    .iter()
+                    .any(HeaderValue::is_sensitive))
+    }
+
+    /// The values `set` gives `name` for this request, if any.
+    pub(crate) fn set_values(&self, name: &HeaderName) -> Option<GetAll<'a, HeaderValue>> {
+        if !self.overrides.set.contains_key(name) || self.withheld(name) {
+            return None;
+        }
+        Some(self.overrides.set.get_all(name))
+    }
+
+    /// Whether `set` gives `name` values for this request.
+    pub(crate) fn sets(&self, name: &HeaderName) -> bool {
+        self.overrides.set.contains_key(name) && !self.withheld(name)
+    }
+
+    /// The names `set` gives values for this request, each once.
+    pub(crate) fn set_names(self) -> impl Iterator<Item = &'a HeaderName> {
+        self.overrides.set.keys().filter(move |n| !self.withheld(n))
+    }
+
+    /// This request's token, unless it belongs elsewhere.
+    pub(crate) fn bearer(&self) -> Option<&'a BearerToken> {
+        self.overrides.bearer.as_ref().filter(|_| self.here)
     }
 
     /// The names this request removes by name. A per-request token removes the session's
-    /// `Authorization`, so the token wins whichever side of `DefaultHeadersLayer` the
-    /// `BearerAuthLayer` sits (`DefaultHeadersLayer` itself never sends the token).
-    pub(crate) fn removed_names(&self) -> impl Iterator<Item = &HeaderName> {
-        let token_removes = self.bearer.as_ref().map(|_| &AUTHORIZATION);
-        self.removed.iter().chain(token_removes)
+    /// `Authorization` (here or withheld), so the token wins whichever side of
+    /// `DefaultHeadersLayer` the `BearerAuthLayer` sits (`DefaultHeadersLayer` itself never
+    /// sends the token); a withheld credential removes its name.
+    pub(crate) fn removed_names(self) -> impl Iterator<Item = &'a HeaderName> {
+        let o = self.overrides;
+        let token_removes = o.bearer.as_ref().map(|_| &AUTHORIZATION);
+        let withheld = o.set.keys().filter(move |n| self.withheld(n));
+        o.removed.iter().chain(token_removes).chain(withheld)
     }
 
     /// Whether `name` is one of [`removed_names`](Self::removed_names).
@@ -176,10 +299,15 @@ impl HeaderOverrides {
         self.removed_names().any(|n| n == name)
     }
 
+    /// Whether the session adds nothing for `name` (unless `set` gives it).
+    pub(crate) fn suppresses(&self, name: &HeaderName) -> bool {
+        self.remove_all() || self.removes(name)
+    }
+
     /// Whether these overrides change what a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer)
     /// does.
     pub(crate) fn affects_session(&self) -> bool {
-        self.remove_all || !self.removed.is_empty() || !self.set.is_empty() || self.bearer.is_some()
+        self.overrides.affects_session()
     }
 }
 
@@ -197,12 +325,14 @@ pub(crate) fn mark_credentials_sensitive(headers: &mut HeaderMap) {
 
 impl fmt::Debug for HeaderOverrides {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names only: values set per request are often credentials.
+        // Names only: values set per request are often credentials. The bound place is a
+        // scheme, host and port, never a secret.
         f.debug_struct("HeaderOverrides")
             .field("remove_all", &self.remove_all)
             .field("remove", &self.removed)
             .field("set", &self.set.keys().collect::<Vec<_>>())
             .field("bearer_token", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("credentials_bound_to", &self.binding.get())
             .finish()
     }
 }
@@ -210,6 +340,14 @@ impl fmt::Debug for HeaderOverrides {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(uri: &'static str) -> Target<'static> {
+        let uri: &'static http::Uri = Box::leak(Box::new(uri.parse().expect("uri")));
+        Target::from_uri(uri)
+    }
+
+    const A: &str = "https://a.example/x";
+    const B: &str = "https://b.example/x";
 
     #[test]
     fn debug_never_shows_values() {
@@ -221,6 +359,7 @@ mod tests {
             )
             .bearer_token(token)
             .remove(HeaderName::from_static("x-trace"));
+        let _ = o.at(&target("https://a.example:8443/p?q=hunter2"));
         let dbg = format!("{o:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
@@ -228,6 +367,7 @@ mod tests {
             dbg.contains("x-api-key") && dbg.contains("x-trace"),
             "{dbg}"
         );
+        assert!(dbg.contains("https://a.example:8443"), "{dbg}");
     }
 
     #[test]
@@ -257,15 +397,99 @@ mod tests {
 
     #[test]
     fn empty_and_remove_is_idempotent() {
-        assert!(!HeaderOverrides::new().affects_session());
+        let a = target(A);
+        assert!(!HeaderOverrides::new().at(&a).affects_session());
         let token = BearerToken::new("t").expect("valid");
         let with_token = HeaderOverrides::new().bearer_token(token);
-        assert!(with_token.affects_session());
-        assert!(with_token.removes(&AUTHORIZATION) && !with_token.removes(&COOKIE));
+        let applied = with_token.at(&a);
+        assert!(applied.affects_session());
+        assert!(applied.removes(&AUTHORIZATION) && !applied.removes(&COOKIE));
         let o = HeaderOverrides::new().without_auth().remove(AUTHORIZATION);
         assert_eq!(o.removed.len(), 1);
-        assert!(o.affects_session());
-        assert!(o.suppresses(&AUTHORIZATION));
-        assert!(HeaderOverrides::new().remove_all().suppresses(&COOKIE));
+        assert!(o.at(&a).affects_session());
+        assert!(o.at(&a).suppresses(&AUTHORIZATION));
+        assert!(HeaderOverrides::new()
+            .remove_all()
+            .at(&a)
+            .suppresses(&COOKIE));
+    }
+
+    #[test]
+    fn credentials_are_bound_to_the_first_place_seen_and_shared_by_clones() {
+        let api_key = HeaderName::from_static("x-api-key");
+        let mut secret = HeaderValue::from_static("k");
+        secret.set_sensitive(true);
+        let o = HeaderOverrides::new()
+            .bearer_token(BearerToken::new("caller").expect("valid"))
+            .set(COOKIE, HeaderValue::from_static("sid=1"))
+            .set(PROXY_AUTHORIZATION, HeaderValue::from_static("Basic p"))
+            .set(api_key.clone(), secret)
+            .set(http::header::ACCEPT, HeaderValue::from_static("text/csv"))
+            .remove(http::header::USER_AGENT);
+        // A redirect layer's snapshot, taken before any layer saw the request.
+        let snapshot = o.clone();
+        let here = o.at(&target(A));
+        assert!(here.bearer().is_some());
+        assert!(here.sets(&COOKIE) && here.sets(&PROXY_AUTHORIZATION) && here.sets(&api_key));
+        assert!(!here.removes(&COOKIE));
+
+        for applied in [snapshot.at(&target(B)), o.at(&target("http://a.example/x"))] {
+            // Elsewhere: no credential, each one a removal; other sets and removals stay.
+            assert!(applied.bearer().is_none());
+            for name in [&COOKIE, &PROXY_AUTHORIZATION, &api_key, &AUTHORIZATION] {
+                assert!(!applied.sets(name), "{name}");
+                assert!(applied.set_values(name).is_none(), "{name}");
+                assert!(applied.removes(name), "{name}");
+            }
+            assert!(applied.sets(&http::header::ACCEPT));
+            assert!(applied.removes(&http::header::USER_AGENT));
+            assert_eq!(applied.set_names().count(), 1);
+        }
+        // Back at A, on the snapshot too: the caller's credentials again.
+        assert!(snapshot
+            .at(&target("https://A.example:443/other"))
+            .bearer()
+            .is_some());
+    }
+
+    #[test]
+    fn overrides_without_credentials_are_never_bound() {
+        let o = HeaderOverrides::new()
+            .set(http::header::ACCEPT, HeaderValue::from_static("text/csv"))
+            .remove_all();
+        assert!(o.at(&target(A)).sets(&http::header::ACCEPT));
+        assert!(o.at(&target(B)).sets(&http::header::ACCEPT));
+        assert!(o.binding.get().is_none());
+    }
+
+    #[test]
+    fn a_builder_call_starts_a_new_binding_a_clone_keeps_it() {
+        let o = HeaderOverrides::new().bearer_token(BearerToken::new("t").expect("valid"));
+        assert!(o.at(&target(A)).bearer().is_some());
+        let reused = o.clone();
+        assert!(reused.at(&target(B)).bearer().is_none());
+        // A new request built from it is a new set of overrides.
+        let rebuilt = o.clone().remove(http::header::USER_AGENT);
+        assert!(rebuilt.at(&target(B)).bearer().is_some());
+        assert!(rebuilt.at(&target(A)).bearer().is_none());
+        // The original keeps its own binding.
+        assert!(o.at(&target(A)).bearer().is_some());
+    }
+
+    #[test]
+    fn set_at_capacity_drops_further_names_and_never_panics() {
+        let mut o = HeaderOverrides::new();
+        for i in 0..30_000 {
+            let name = HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name");
+            o = o.set(name, HeaderValue::from_static("v"));
+        }
+        assert_eq!(o.set.keys_len(), crate::default_headers::MAX_HEADER_NAMES);
+        // A full map refuses even another value of a name it has (http will not grow it);
+        // dropped too, without a panic.
+        let o = o.set(
+            HeaderName::from_static("x-h0"),
+            HeaderValue::from_static("w"),
+        );
+        assert_eq!(o.set.keys_len(), crate::default_headers::MAX_HEADER_NAMES);
     }
 }

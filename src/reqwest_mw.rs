@@ -8,13 +8,17 @@
 //!
 //! The token cache runs on tokio, so this integration is for native targets; on `wasm32` the
 //! trait is implemented with `?Send`, as reqwest-middleware declares it there.
+//!
+//! reqwest follows redirects itself, below every middleware, so origin scoping never sees those
+//! hops: build the client with `reqwest::redirect::Policy::none()` and put
+//! [`FollowRedirects`](crate::FollowRedirects) before these layers.
 
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::bearer::core::{self as auth, Prepared};
-use crate::origin::Target;
+use crate::origin::{OriginId, Target};
 use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides};
 
 /// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
@@ -51,7 +55,8 @@ impl Middleware for DefaultHeadersLayer {
 }
 
 /// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and invalidates a
-/// source's token on a `401`.
+/// source's token on a `401` from the origin the token was sent to (`Response::url()`: a `401`
+/// at the end of a redirect chain elsewhere leaves the token alone).
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -78,22 +83,34 @@ impl Middleware for BearerAuthLayer {
             &mut headers,
             extensions.get::<HeaderOverrides>(),
         );
-        let ticket = match prepared {
-            Prepared::Ready(ticket) => ticket,
+        // Where a request with the cached token went: a `401` drops the token only when it
+        // came from there (reqwest may have followed redirects elsewhere below us).
+        let sent_to = || Some(OriginId::of(&Target::from_url(req.url())));
+        let (ticket, sent_to) = match prepared {
+            Prepared::Ready(ticket) => {
+                let sent_to = if ticket.is_some() { sent_to() } else { None };
+                (ticket, sent_to)
+            }
             Prepared::Refused(err) => return Err(reqwest_middleware::Error::middleware(err)),
             Prepared::NeedToken => {
+                let sent_to = sent_to();
                 let (value, ticket) = self
                     .core
                     .acquire()
                     .await
                     .map_err(reqwest_middleware::Error::middleware)?;
-                auth::attach(&mut headers, value);
-                ticket
+                auth::attach(&mut headers, value).map_err(reqwest_middleware::Error::middleware)?;
+                (ticket, sent_to)
             }
         };
         *req.headers_mut() = headers;
         let response = next.run(req, extensions).await?;
-        auth::finish(response.status(), ticket);
+        auth::finish(
+            response.status(),
+            ticket,
+            sent_to,
+            Some(Target::from_url(response.url())),
+        );
         Ok(response)
     }
 }

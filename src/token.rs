@@ -119,6 +119,49 @@ impl BearerToken {
         Self::new(token.trim_start_matches(' '))
     }
 
+    /// Read a caller's bearer token from an incoming request's headers, as a gateway forwards
+    /// it with [`HeaderOverrides::bearer_token`](crate::HeaderOverrides::bearer_token).
+    ///
+    /// `Ok(None)` when there is no `Authorization` at all; `Ok(Some(token))` when there is
+    /// exactly one, and it is a valid `Bearer` credential.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidToken`] when the caller sent `Authorization` but not exactly one
+    /// valid `Bearer` credential: another scheme (`Basic ..`), a malformed or empty token
+    /// (`Bearer not a token`, `Bearer `), or several `Authorization` values. Answer such a
+    /// caller `401`: treating it as anonymous would send the gateway's own credentials on its
+    /// behalf. The message never contains the value.
+    ///
+    /// ```
+    /// use http::header::AUTHORIZATION;
+    /// use http::{HeaderMap, HeaderValue};
+    /// use tower_client_headers::BearerToken;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// assert!(BearerToken::from_request_headers(&headers)?.is_none());
+    ///
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer caller-token"));
+    /// assert!(BearerToken::from_request_headers(&headers)?.is_some());
+    ///
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwdw=="));
+    /// assert!(BearerToken::from_request_headers(&headers).is_err());
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn from_request_headers(headers: &http::HeaderMap) -> Result<Option<Self>, Error> {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidToken,
+                "several `Authorization` values: expected one `Bearer` credential",
+            ));
+        }
+        Self::from_authorization(value).map(Some)
+    }
+
     /// The `Authorization` header value, `Bearer <token>`, marked sensitive.
     pub(crate) fn header_value(&self) -> &HeaderValue {
         &self.header
@@ -367,6 +410,44 @@ mod tests {
         }
         let binary = HeaderValue::from_bytes(b"Bearer \xff").expect("obs-text is a valid value");
         assert!(BearerToken::from_authorization(&binary).is_err());
+    }
+
+    #[test]
+    fn from_request_headers_is_none_one_valid_bearer_or_an_error() {
+        use http::header::AUTHORIZATION;
+        use http::HeaderMap;
+        let with = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-other", HeaderValue::from_static("1"));
+            for v in values {
+                headers.append(AUTHORIZATION, HeaderValue::from_static(v));
+            }
+            BearerToken::from_request_headers(&headers)
+        };
+        assert!(with(&[]).expect("no Authorization").is_none());
+        assert_eq!(
+            with(&["Bearer abc"]).expect("valid"),
+            Some(BearerToken::new("abc").expect("valid"))
+        );
+        assert_eq!(
+            with(&["bearer  abc=="]).expect("valid"),
+            Some(BearerToken::new("abc==").expect("valid"))
+        );
+        for bad in [
+            &["Basic dXNlcjpwdw=="][..],
+            &["Bearer not a token"],
+            &["Bearer "],
+            &["Bearer"],
+            &[""],
+            &["Bearer s3cr3t!"],
+            &["Bearer abc", "Bearer abc"],
+            &["Bearer abc", "Basic dXNlcg=="],
+            &["Bearer a, Bearer b"],
+        ] {
+            let err = with(bad).expect_err(bad[0]);
+            assert_eq!(err.kind(), ErrorKind::InvalidToken, "{bad:?}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]

@@ -28,14 +28,15 @@ struct App {
     url: String,
 }
 
-/// Calls the upstream and answers with what the upstream received.
+/// Calls the upstream and answers with what the upstream received. A caller that sent
+/// `Authorization` but not one valid bearer token is answered `401`, never served with the
+/// service's own token.
 async fn proxy(State(app): State<App>, headers: HeaderMap) -> Result<Json<Pairs>, StatusCode> {
     let mut overrides = HeaderOverrides::new();
-    if let Some(token) = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| BearerToken::from_authorization(v).ok())
-    {
-        overrides = overrides.bearer_token(token);
+    match BearerToken::from_request_headers(&headers) {
+        Ok(Some(token)) => overrides = overrides.bearer_token(token),
+        Ok(None) => {}
+        Err(_) => return Err(StatusCode::UNAUTHORIZED),
     }
     let request = Request::get(&app.url)
         .extension(overrides)
@@ -111,5 +112,29 @@ async fn an_axum_handler_forwards_the_caller_token_or_uses_its_own() {
     assert_eq!(response.status(), reqwest::StatusCode::BAD_GATEWAY);
     let sent = call(None).await;
     assert_eq!(sent.all("authorization"), ["Bearer t2"]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+    // A present but invalid credential is not "anonymous": 401, and the upstream never sees
+    // the service's token for it. Before, these callers got 200 with the service's token.
+    let hits = upstream.hits();
+    for (value, several) in [
+        ("Basic dXNlcjpwdw==", false),
+        ("Bearer not a token", false),
+        ("Bearer ", false),
+        ("Bearer", false),
+        ("Bearer alice-token", true),
+    ] {
+        let mut request = caller.get(&url).header(AUTHORIZATION, value);
+        if several {
+            request = request.header(AUTHORIZATION, "Bearer mallory-token");
+        }
+        let response = request.send().await.expect("response");
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::UNAUTHORIZED,
+            "{value:?}"
+        );
+    }
+    assert_eq!(upstream.hits(), hits, "the upstream was not called");
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }

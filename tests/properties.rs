@@ -205,7 +205,8 @@ fn build_overrides(ops: &[OverrideOp]) -> HeaderOverrides {
 }
 
 /// The merge table of the contract, per name. A value's `Some(flag)` is whether it must be
-/// sensitive (credentials always are, whoever gave them); `None` is not checked.
+/// sensitive (credentials always are, whoever gave them); `None` is not checked. A `Cookie` the
+/// layer adds or sets is one field (CONTRACT.md, "Boundaries").
 fn merge_model(
     session: &SessionModel,
     request: &[usize],
@@ -259,6 +260,20 @@ fn merge_model(
         } else {
             own_values
         };
+        // Cookie: when the layer adds or sets it, one field, the values joined with "; "
+        // (RFC 6265 section 5.4), sensitive.
+        let layer_adds_cookie = name == "cookie"
+            && (overrides.set.contains_key(name)
+                || session.get(name).is_some_and(|(policy, _)| {
+                    !(overrides.remove_all || overrides.removed.contains(name))
+                        && (*policy != Policy::IfAbsent || !own.contains_key(name))
+                }));
+        let values = if layer_adds_cookie && values.len() > 1 {
+            let joined: Vec<&str> = values.iter().map(|(v, _)| v.as_str()).collect();
+            vec![(joined.join("; "), Some(true))]
+        } else {
+            values
+        };
         if !values.is_empty() {
             out.insert(name.to_owned(), values);
         }
@@ -301,8 +316,11 @@ fn build_session(entries: &[SessionEntry], via_new: bool) -> DefaultHeadersLayer
 const SCHEMES: [&str; 2] = ["http", "https"];
 
 /// Hosts as written in a URI, several spellings of the same host among them.
-const HOSTS: [&str; 14] = [
+const HOSTS: [&str; 17] = [
     "api.example.com",
+    "api.localhost",
+    "localhost.",
+    "LOCALHOST",
     "API.Example.COM",
     "other.example.com",
     "localhost",
@@ -436,7 +454,8 @@ fn model_origin(a: &Authority) -> ModelOrigin {
 }
 
 /// `127.0.0.0/8`, `::1` and `localhost`, as the contract lists them; an IPv4-mapped IPv6
-/// loopback address (`::ffff:127.0.0.1`) is loopback traffic too.
+/// loopback address (`::ffff:127.0.0.1`) is loopback traffic too. No other name (not
+/// `*.localhost`, not `localhost.`).
 fn model_is_loopback(host: &ModelHost) -> bool {
     match host {
         ModelHost::Ip(IpAddr::V4(v4)) => v4.octets()[0] == 127,

@@ -11,8 +11,8 @@ use http::header::{ACCEPT, USER_AGENT};
 use http::HeaderName;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Extension};
 use tower_client_headers::{
-    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, Error, ErrorKind, HeaderOverrides,
-    Token,
+    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, Error, ErrorKind, FollowRedirects,
+    HeaderOverrides, Token,
 };
 
 fn reqwest_client() -> reqwest::Client {
@@ -183,4 +183,288 @@ async fn a_failing_source_is_a_middleware_error_with_the_cause() {
     let cause = std::error::Error::source(ours).expect("cause").to_string();
     assert_eq!(cause, "token endpoint down");
     assert_eq!(server.hits(), 0, "nothing was sent");
+}
+
+// ------------------------------------------------------------------ redirects
+
+/// The setup the README documents: reqwest does not follow redirects itself, `FollowRedirects`
+/// follows them first in the chain, so every hop goes through the layers below it. Layers for
+/// two APIs: A (`127.0.0.1`) and B (`localhost`).
+fn documented_client(a: &Server, b: &Server) -> ClientWithMiddleware {
+    let b_origin = b.localhost_url("");
+    let reqwest = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    ClientBuilder::new(reqwest)
+        .with(FollowRedirects::new())
+        .with(
+            DefaultHeadersLayer::builder()
+                .sensitive_header("x-api-key", "key-a")
+                .origin(&a.origin())
+                .build()
+                .expect("valid"),
+        )
+        .with(
+            BearerAuthLayer::builder()
+                .token("service-a")
+                .origin(&a.origin())
+                .build()
+                .expect("valid"),
+        )
+        .with(
+            BearerAuthLayer::builder()
+                .token("service-b")
+                .origin(&b_origin)
+                .build()
+                .expect("valid"),
+        )
+        .build()
+}
+
+fn caller() -> HeaderOverrides {
+    HeaderOverrides::new()
+        .bearer_token(BearerToken::new("caller").expect("valid"))
+        .set(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("caller-sid=1"),
+        )
+}
+
+fn nothing_of_a_or_the_caller(seen: &[common::Seen]) {
+    assert!(!seen.is_empty());
+    for s in seen {
+        for name in ["authorization", "cookie", "x-api-key"] {
+            assert!(!s.headers.has(name), "{name}: {s:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn reqwests_own_redirects_carry_scoped_headers_which_is_why_follow_redirects_exists() {
+    // The finding: with reqwest following redirects (its default), below the middleware, a
+    // session header scoped to A reaches B; reqwest strips only the standard credentials.
+    let (a, b) = (Server::start().await, Server::start().await);
+    let session = DefaultHeadersLayer::builder()
+        .sensitive_header("x-api-key", "key-a")
+        .origin(&a.origin())
+        .build()
+        .expect("valid");
+    let client = ClientBuilder::new(reqwest_client()).with(session).build();
+    let (_, sent) = echoed(client.get(a.redirect(&b.localhost_url("/echo"), 302))).await;
+    assert_eq!(sent.all("x-api-key"), ["key-a"]);
+}
+
+#[tokio::test]
+async fn with_the_documented_setup_nothing_of_ours_reaches_another_origin() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let client = documented_client(&a, &b);
+    // A -> B: neither A's key and token, nor the caller's token and cookie, nor B's token for
+    // the caller's request.
+    let (status, _) = echoed(
+        client
+            .get(a.redirect(&b.localhost_url("/echo"), 302))
+            .with_extension(caller()),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    nothing_of_a_or_the_caller(&b.seen());
+    let first = a.seen().pop().expect("A saw the first hop");
+    assert_eq!(first.headers.all("authorization"), ["Bearer caller"]);
+    assert_eq!(first.headers.all("x-api-key"), ["key-a"]);
+    // An ordinary request redirected to B is a request to B: B's own token, nothing of A's.
+    let b_before = b.hits();
+    let (_, sent) = echoed(client.get(a.redirect(&b.localhost_url("/echo"), 302))).await;
+    assert_eq!(sent.all("authorization"), ["Bearer service-b"]);
+    assert!(!sent.has("x-api-key"));
+    assert_eq!(b.hits(), b_before + 1);
+}
+
+#[tokio::test]
+async fn with_the_documented_setup_chains_keep_the_callers_token_for_every_status() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let client = documented_client(&a, &b);
+    for status in [301, 302, 303, 307, 308] {
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            let b_before = b.hits();
+            let chain = a.redirect(&b.localhost_redirect(&a.url("/echo"), status), status);
+            let body = format!("payload {status}");
+            let (got, sent) = echoed(
+                client
+                    .request(method.clone(), chain)
+                    .body(body.clone())
+                    .with_extension(caller()),
+            )
+            .await;
+            assert_eq!(got, reqwest::StatusCode::OK, "{status} {method}");
+            assert_eq!(
+                sent.all("authorization"),
+                ["Bearer caller"],
+                "{status} {method}"
+            );
+            assert_eq!(sent.all("cookie"), ["caller-sid=1"], "{status} {method}");
+            assert_eq!(sent.all("x-api-key"), ["key-a"], "{status} {method}");
+            let at_b = &b.seen()[b_before..];
+            nothing_of_a_or_the_caller(at_b);
+            let last = a.seen().pop().expect("final hop");
+            let kept = matches!(status, 307 | 308) || (method == "GET" && status != 303);
+            if kept {
+                assert_eq!(last.method, method.as_str(), "{status} {method}");
+                if method == "POST" {
+                    assert_eq!(last.body, body);
+                    assert_eq!(at_b[0].body, body);
+                }
+            } else {
+                assert_eq!(last.method, "GET", "{status} {method}");
+                assert_eq!(last.body, "", "{status} {method}");
+                assert!(
+                    !last.headers.has("content-length")
+                        || last.headers.all("content-length") == ["0"]
+                );
+            }
+        }
+    }
+    // Removals hold on every hop.
+    let chain = a.redirect(&b.localhost_redirect(&a.url("/echo"), 307), 307);
+    let (_, sent) = echoed(
+        client
+            .get(chain)
+            .with_extension(HeaderOverrides::new().remove_all()),
+    )
+    .await;
+    assert!(
+        !sent.has("authorization") && !sent.has("x-api-key"),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn follow_redirects_drops_the_requests_own_credentials_across_origins_and_stops_at_the_limit()
+{
+    let (a, b) = (Server::start().await, Server::start().await);
+    let reqwest = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let client = ClientBuilder::new(reqwest)
+        .with(FollowRedirects::new().max_redirects(1))
+        .build();
+    let (_, sent) = echoed(
+        client
+            .get(a.redirect(&b.localhost_url("/echo"), 302))
+            .header("authorization", "Basic own")
+            .header("cookie", "own=1"),
+    )
+    .await;
+    assert!(
+        !sent.has("authorization") && !sent.has("cookie"),
+        "{sent:?}"
+    );
+    // Same origin: the request's own headers stay.
+    let (_, sent) = echoed(
+        client
+            .get(a.redirect(&a.url("/echo"), 302))
+            .header("authorization", "Basic own"),
+    )
+    .await;
+    assert_eq!(sent.all("authorization"), ["Basic own"]);
+    // One hop allowed, two asked: the second redirect is returned as it is.
+    let response = client
+        .get(a.redirect(&a.redirect(&a.url("/echo"), 302), 302))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), reqwest::StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn follow_redirects_reports_a_client_that_follows_redirects_itself() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    // reqwest's default policy: it follows below the middleware, where scoping cannot see.
+    let client = ClientBuilder::new(reqwest_client())
+        .with(FollowRedirects::new())
+        .build();
+    let err = client
+        .get(a.redirect(&b.localhost_url("/echo"), 302))
+        .send()
+        .await
+        .expect_err("misconfigured");
+    let reqwest_middleware::Error::Middleware(inner) = &err else {
+        panic!("expected a middleware error, got {err:?}");
+    };
+    let ours = inner.downcast_ref::<Error>().expect("our error");
+    assert_eq!(ours.kind(), ErrorKind::InvalidConfig);
+    assert!(ours.to_string().contains("Policy::none()"), "{ours}");
+}
+
+#[tokio::test]
+async fn a_401_from_a_redirect_target_elsewhere_never_drops_the_token() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let (fetches, source) = common::counting_source();
+    let auth = BearerAuthLayer::builder()
+        .source(source)
+        .origin(&a.origin())
+        .build()
+        .expect("valid");
+    // reqwest following redirects itself (Response::url() is B), and the documented setup.
+    let follows_itself = ClientBuilder::new(reqwest_client())
+        .with(auth.clone())
+        .build();
+    let documented = ClientBuilder::new(
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+    )
+    .with(FollowRedirects::new())
+    .with(auth)
+    .build();
+    for client in [&follows_itself, &documented] {
+        for _ in 0..10 {
+            let response = client
+                .get(a.redirect(&b.localhost_url("/unauthorized"), 302))
+                .send()
+                .await
+                .expect("response");
+            assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+        }
+    }
+    // Before: 20 fetches, one per 401 from B.
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // A 401 from A itself (here after a same-origin redirect) still drops the token.
+    let response = follows_itself
+        .get(a.redirect(&a.url("/unauthorized"), 302))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    echoed(follows_itself.get(a.url("/echo"))).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn one_cookie_field_request_pairs_then_the_sessions() {
+    // aiohttp's test_cookies_merge_with_headers: the session's cookies and the request's own
+    // arrive as one `Cookie` field.
+    let server = Server::start().await;
+    let session = DefaultHeadersLayer::builder()
+        .append_header(http::header::COOKIE, "session=1")
+        .append_header(http::header::COOKIE, "theme=dark")
+        .build()
+        .expect("valid");
+    let client = ClientBuilder::new(reqwest_client()).with(session).build();
+    let (_, sent) = echoed(client.get(server.url("/a")).header("cookie", "request=1")).await;
+    assert_eq!(sent.all("cookie"), ["request=1; session=1; theme=dark"]);
+    let (_, sent) = echoed(
+        client.get(server.url("/b")).with_extension(
+            HeaderOverrides::new()
+                .set(http::header::COOKIE, http::HeaderValue::from_static("o=1"))
+                .set(http::header::COOKIE, http::HeaderValue::from_static("o=2")),
+        ),
+    )
+    .await;
+    assert_eq!(sent.all("cookie"), ["o=1; o=2"]);
 }

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use http::header::{Entry, AUTHORIZATION};
-use http::{HeaderMap, HeaderValue};
+use http::header::{Entry, VacantEntry, AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::cache::{Lookup, Ticket, TokenCache};
 use crate::error::{Error, ErrorKind};
-use crate::origin::{Origins, Target};
+use crate::origin::{OriginId, Origins, Target};
 use crate::overrides::HeaderOverrides;
 use crate::token::BearerToken;
 
@@ -26,7 +26,7 @@ pub(crate) struct AuthCore {
 /// What [`AuthCore::prepare`] did to a request.
 pub(crate) enum Prepared {
     /// Ready to send. With a ticket, the request carries the cached token, and a `401` to it
-    /// should invalidate that token.
+    /// from the origin it went to should invalidate that token (see [`finish`]).
     Ready(Option<Ticket>),
     /// Needs a token from the source: `acquire`, then [`attach`], then send.
     NeedToken,
@@ -41,27 +41,35 @@ impl AuthCore {
         headers: &mut HeaderMap,
         overrides: Option<&HeaderOverrides>,
     ) -> Prepared {
+        // Seen first, the overrides' credentials are bound here, whether or not this layer acts.
+        let overrides = overrides.map(|o| o.at(&target));
         if !self.origins.allow(&target) {
             return Prepared::Ready(None);
         }
         if let Some(o) = overrides {
             // A per-request credential beats removal and the request's own Authorization,
-            // as `set` beats `remove`.
-            if let Some(token) = &o.bearer {
+            // as `set` beats `remove`. One bound to another origin is not sent here, and then
+            // suppresses ours too (`suppresses` below): the caller's request carries no
+            // credential of the service's.
+            if let Some(token) = o.bearer() {
                 if let Some(err) = self.refuse(&target) {
                     return Prepared::Refused(err);
                 }
-                headers.insert(AUTHORIZATION, token.header_value().clone());
-                return Prepared::Ready(None);
+                return match attach(headers, token.header_value().clone()) {
+                    Ok(()) => Prepared::Ready(None),
+                    Err(err) => Prepared::Refused(err),
+                };
             }
-            let mut values = o.set.get_all(AUTHORIZATION).iter();
-            if let Some(first) = values.next() {
+            if let Some(values) = o.set_values(&AUTHORIZATION) {
                 if let Some(err) = self.refuse(&target) {
                     return Prepared::Refused(err);
                 }
-                headers.insert(AUTHORIZATION, first.clone());
+                // Removing first frees the slot the first value needs in a full map.
+                headers.remove(AUTHORIZATION);
                 for value in values {
-                    headers.append(AUTHORIZATION, value.clone());
+                    if headers.try_append(AUTHORIZATION, value.clone()).is_err() {
+                        return Prepared::Refused(too_full());
+                    }
                 }
                 return Prepared::Ready(None);
             }
@@ -70,22 +78,36 @@ impl AuthCore {
             }
         }
         // One lookup of the name, whether or not the request has its own.
-        let Entry::Vacant(slot) = headers.entry(AUTHORIZATION) else {
+        match headers.try_entry(AUTHORIZATION) {
+            Ok(Entry::Vacant(slot)) => return self.fill(&target, slot),
+            Ok(Entry::Occupied(_)) => return Prepared::Ready(None),
+            // Only at capacity: a full map hands out no entry, not even an occupied one.
+            Err(_) => {}
+        }
+        if headers.contains_key(AUTHORIZATION) {
             return Prepared::Ready(None);
-        };
-        if let Some(err) = self.refuse(&target) {
+        }
+        Prepared::Refused(self.refuse(&target).unwrap_or_else(too_full))
+    }
+
+    /// The layer's own token, into the request's empty `Authorization` slot.
+    #[inline]
+    fn fill(&self, target: &Target<'_>, slot: VacantEntry<'_, HeaderValue>) -> Prepared {
+        if let Some(err) = self.refuse(target) {
             return Prepared::Refused(err);
         }
+        // `try_entry` made room for the value, so these inserts succeed; an `Err` still sends
+        // nothing.
         match &self.credential {
-            Credential::Fixed(token) => {
-                slot.insert(token.header_value().clone());
-                Prepared::Ready(None)
-            }
+            Credential::Fixed(token) => match slot.try_insert(token.header_value().clone()) {
+                Ok(_) => Prepared::Ready(None),
+                Err(_) => Prepared::Refused(too_full()),
+            },
             Credential::Source(cache) => match cache.lookup() {
-                Lookup::Ready(value, ticket) => {
-                    slot.insert(value);
-                    Prepared::Ready(Some(ticket))
-                }
+                Lookup::Ready(value, ticket) => match slot.try_insert(value) {
+                    Ok(_) => Prepared::Ready(Some(ticket)),
+                    Err(_) => Prepared::Refused(too_full()),
+                },
                 Lookup::Wait => Prepared::NeedToken,
             },
         }
@@ -124,19 +146,59 @@ fn plaintext_refused(target: &Target<'_>) -> Error {
     )
 }
 
-/// Put the token the request waited for on it.
-pub(crate) fn attach(headers: &mut HeaderMap, value: HeaderValue) {
-    headers.insert(AUTHORIZATION, value);
+#[cold]
+fn too_full() -> Error {
+    Error::new(
+        ErrorKind::TooManyHeaders,
+        "the request's header map is full (an http::HeaderMap holds at most 24,576 names): \
+         no room for Authorization, nothing was sent",
+    )
 }
 
-/// Whether a response tells us the token it carried was rejected.
+/// Put the token on the request, as its only `Authorization` value.
+///
+/// # Errors
+///
+/// [`ErrorKind::TooManyHeaders`] when the request's map is full; then nothing may be sent.
+pub(crate) fn attach(headers: &mut HeaderMap, value: HeaderValue) -> Result<(), Error> {
+    // Removing first frees the slot the value needs in a full map.
+    headers.remove(AUTHORIZATION);
+    headers
+        .try_insert(AUTHORIZATION, value)
+        .map(drop)
+        .map_err(|_| too_full())
+}
+
+/// Whether a response tells us the token it carried was rejected: a `401` to a request that
+/// carried the cached token invalidates that token, but only when the `401` came from the
+/// origin the token was sent to. A `401` from elsewhere (the end of a redirect chain that left
+/// the token's origin) says nothing about our token, and must not let another origin force a
+/// token fetch per request.
+///
+/// `sent_to` is where the request went and `answered_by` where the response came from, when
+/// the adapter can tell (reqwest: `Response::url()`; tower: tower-http's `RequestUri`, with the
+/// `tower-http` feature). When it cannot, the response is the answer of the origin the request
+/// went to, as it is for any inner service that does not follow redirects.
 #[inline]
-pub(crate) fn finish(status: http::StatusCode, ticket: Option<Ticket>) {
-    if status == http::StatusCode::UNAUTHORIZED {
-        if let Some(ticket) = ticket {
-            ticket.invalidate();
+pub(crate) fn finish(
+    status: StatusCode,
+    ticket: Option<Ticket>,
+    sent_to: Option<OriginId>,
+    answered_by: Option<Target<'_>>,
+) {
+    if status != StatusCode::UNAUTHORIZED {
+        return;
+    }
+    let Some(ticket) = ticket else {
+        return;
+    };
+    if let (Some(sent_to), Some(answered_by)) = (sent_to, answered_by) {
+        if OriginId::of(&answered_by) != sent_to {
+            return;
         }
     }
+    // The only call into the cache: it drops the token if it is still the cached one.
+    ticket.invalidate();
 }
 
 impl fmt::Debug for AuthCore {

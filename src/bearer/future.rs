@@ -8,6 +8,7 @@ use pin_project_lite::pin_project;
 use super::cache::Ticket;
 use super::core;
 use crate::error::{BoxError, Error};
+use crate::origin::{OriginId, Target};
 
 /// The boxed wait for a token, then the inner service's future. Only requests that have to
 /// wait for a fetch take this path; the fixed and cached-token paths are not boxed.
@@ -51,9 +52,11 @@ pin_project! {
             #[pin]
             future: F,
             ticket: Option<Ticket>,
+            sent_to: Option<OriginId>,
         },
         Waiting {
             waiting: Waiting<F>,
+            sent_to: Option<OriginId>,
         },
         Failed {
             error: Option<Error>,
@@ -62,15 +65,19 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn inner(future: F, ticket: Option<Ticket>) -> Self {
+    pub(super) fn inner(future: F, ticket: Option<Ticket>, sent_to: Option<OriginId>) -> Self {
         Self {
-            state: State::Inner { future, ticket },
+            state: State::Inner {
+                future,
+                ticket,
+                sent_to,
+            },
         }
     }
 
-    pub(super) fn waiting(waiting: Waiting<F>) -> Self {
+    pub(super) fn waiting(waiting: Waiting<F>, sent_to: Option<OriginId>) -> Self {
         Self {
-            state: State::Waiting { waiting },
+            state: State::Waiting { waiting, sent_to },
         }
     }
 
@@ -92,15 +99,33 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Inner { future, ticket } => {
+                StateProj::Inner {
+                    future,
+                    ticket,
+                    sent_to,
+                } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    core::finish(response.status(), ticket.take());
+                    core::finish(
+                        response.status(),
+                        ticket.take(),
+                        *sent_to,
+                        answered_by(&response),
+                    );
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Waiting { waiting } => match ready!(waiting.as_mut().poll(cx)) {
-                    Ok((future, ticket)) => this.state.set(State::Inner { future, ticket }),
-                    Err(err) => return Poll::Ready(Err(err.into())),
-                },
+                StateProj::Waiting { waiting, sent_to } => {
+                    match ready!(waiting.as_mut().poll(cx)) {
+                        Ok((future, ticket)) => {
+                            let sent_to = *sent_to;
+                            this.state.set(State::Inner {
+                                future,
+                                ticket,
+                                sent_to,
+                            })
+                        }
+                        Err(err) => return Poll::Ready(Err(err.into())),
+                    }
+                }
                 StateProj::Failed { error } => {
                     return Poll::Ready(Err(match error.take() {
                         Some(err) => err.into(),
@@ -109,6 +134,24 @@ where
                 }
             }
         }
+    }
+}
+
+/// Where a response came from, when it says so: tower-http's `FollowRedirect` (0.7) puts the
+/// URI of the request that got this response on it as `RequestUri`.
+#[inline]
+fn answered_by<R>(response: &Response<R>) -> Option<Target<'_>> {
+    #[cfg(feature = "tower-http")]
+    {
+        response
+            .extensions()
+            .get::<tower_http::follow_redirect::RequestUri>()
+            .map(|uri| Target::from_uri(&uri.0))
+    }
+    #[cfg(not(feature = "tower-http"))]
+    {
+        let _ = response;
+        None
     }
 }
 

@@ -296,7 +296,10 @@ impl BearerAuthBuilder {
 
     /// Send tokens over plain `http://` to hosts that are not loopback (default `false`:
     /// such requests fail with [`ErrorKind::PlaintextRefused`] and nothing is sent).
-    /// Loopback (`127.0.0.0/8`, `::1`, `localhost`) is always allowed.
+    /// Loopback is always allowed: exactly `127.0.0.0/8`, `::1` (in any spelling, IPv4-mapped
+    /// included) and `localhost` in any case; not `*.localhost` nor `localhost.`, which
+    /// resolvers may send to DNS. The check reads the request URI: a client that sends plain
+    /// `http://` through a proxy sends a loopback request's token to the proxy.
     ///
     /// ```
     /// use tower_client_headers::BearerAuthLayer;

@@ -6,7 +6,9 @@
 //!
 //! 1. A request to an origin outside the layer's scope passes untouched.
 //! 2. [`HeaderOverrides::bearer_token`](crate::HeaderOverrides::bearer_token) (or
-//!    `set(AUTHORIZATION, ..)`) sends that credential instead, without asking the source.
+//!    `set(AUTHORIZATION, ..)`) sends that credential instead, without asking the source, at
+//!    the origin of the first request the layers saw it on; anywhere else it counts as a
+//!    removal (3.).
 //! 3. `without_auth()`, `remove(AUTHORIZATION)` or `remove_all()` sends none.
 //! 4. A request that already has `Authorization` keeps it, and no token is fetched.
 //! 5. Otherwise the layer's token is sent, as one sensitive `Authorization` value.
@@ -18,6 +20,11 @@
 //! shown to be safe, so an unscoped layer refuses it too; scope the layer with `origin(..)`
 //! (such URIs match no origin, so they pass untouched) or set `allow_http(true)` if the
 //! connection is yours to vouch for.
+//!
+//! A request whose header map is full (`http::HeaderMap` holds 24,576 names) and has no
+//! `Authorization` fails with [`ErrorKind::TooManyHeaders`](crate::ErrorKind::TooManyHeaders),
+//! nothing sent. A `401` to a request that carried the source's cached token drops that token
+//! when it came from the origin the token was sent to (see the crate docs' layer order).
 //!
 //! ```
 //! use http::{Request, Response};

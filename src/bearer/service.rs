@@ -8,7 +8,7 @@ use tower_service::Service;
 use super::core::{attach, AuthCore, Prepared};
 use super::{BearerAuthLayer, ResponseFuture};
 use crate::error::BoxError;
-use crate::origin::Target;
+use crate::origin::{OriginId, Target};
 use crate::overrides::HeaderOverrides;
 
 /// Middleware that sends `Authorization: Bearer <token>` with requests that have no
@@ -132,29 +132,57 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
+        let target = Target::from_uri(&parts.uri);
         let prepared = self.core.prepare(
-            Target::from_uri(&parts.uri),
+            target,
             &mut parts.headers,
             parts.extensions.get::<HeaderOverrides>(),
         );
         match prepared {
             Prepared::Ready(ticket) => {
-                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)), ticket)
+                let sent_to = sent_to(&target, ticket.is_some());
+                ResponseFuture::inner(
+                    self.inner.call(Request::from_parts(parts, body)),
+                    ticket,
+                    sent_to,
+                )
             }
             Prepared::Refused(err) => ResponseFuture::failed(err),
             Prepared::NeedToken => {
+                let sent_to = sent_to(&target, true);
                 // The ready service goes with the request; `self` keeps a clone that will be
                 // made ready by the next `poll_ready`.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let core = Arc::clone(&self.core);
-                ResponseFuture::waiting(Box::pin(async move {
-                    let (value, ticket) = core.acquire().await?;
-                    attach(&mut parts.headers, value);
-                    Ok((inner.call(Request::from_parts(parts, body)), ticket))
-                }))
+                ResponseFuture::waiting(
+                    Box::pin(async move {
+                        let (value, ticket) = core.acquire().await?;
+                        attach(&mut parts.headers, value)?;
+                        Ok((inner.call(Request::from_parts(parts, body)), ticket))
+                    }),
+                    sent_to,
+                )
             }
         }
+    }
+}
+
+/// Where a request that carries the cached token went, kept only when its response can say
+/// where it came from: with the `tower-http` feature, a `FollowRedirect` inside this layer puts
+/// its final URI on the response ([`core::finish`](super::core::finish) compares the two). The
+/// recommended order (the redirect layer outside) needs none of this: there every hop is a
+/// request of its own to this layer.
+#[inline]
+fn sent_to(target: &Target<'_>, has_ticket: bool) -> Option<OriginId> {
+    #[cfg(feature = "tower-http")]
+    {
+        has_ticket.then(|| OriginId::of(target))
+    }
+    #[cfg(not(feature = "tower-http"))]
+    {
+        let _ = (target, has_ticket);
+        None
     }
 }
 

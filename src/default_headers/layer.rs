@@ -10,6 +10,9 @@ use crate::error::{Error, ErrorKind};
 use crate::origin::{Origin, Origins};
 use crate::overrides::{is_always_sensitive, mark_credentials_sensitive};
 
+/// The most distinct names an `http::HeaderMap` holds: 3/4 of its 32,768 slots.
+pub(crate) const MAX_HEADER_NAMES: usize = 24_576;
+
 /// Layer that applies [`DefaultHeaders`], which adds session headers to every request.
 ///
 /// Cheap to clone (the headers are shared), `Send + Sync + 'static`, and its `Debug` shows
@@ -166,9 +169,20 @@ impl DefaultHeadersBuilder {
         if sensitive || is_always_sensitive(&name) {
             value.set_sensitive(true);
         }
-        // The last policy given for a name applies to all its values.
-        self.policies.insert(name.clone(), policy);
-        self.headers.append(name, value);
+        // The last policy given for a name applies to all its values. Both maps hold the same
+        // names, so they reach `http::HeaderMap`'s capacity together.
+        let stored = self.policies.try_insert(name.clone(), policy).is_ok()
+            && self.headers.try_append(name, value).is_ok();
+        if !stored {
+            self.error = Some(Error::new(
+                ErrorKind::TooManyHeaders,
+                format!(
+                    "too many header names at header #{} of the builder: an http::HeaderMap \
+                     holds at most {MAX_HEADER_NAMES}",
+                    self.calls
+                ),
+            ));
+        }
         self
     }
 
@@ -286,7 +300,8 @@ impl DefaultHeadersBuilder {
     ///
     /// The first invalid header name ([`ErrorKind::InvalidHeaderName`]), header value
     /// ([`ErrorKind::InvalidHeaderValue`]) or origin ([`ErrorKind::InvalidOrigin`]) given to
-    /// the builder.
+    /// the builder, or [`ErrorKind::TooManyHeaders`] for more distinct names than an
+    /// `http::HeaderMap` holds (24,576).
     ///
     /// ```
     /// use tower_client_headers::{DefaultHeadersLayer, ErrorKind};
@@ -301,7 +316,8 @@ impl DefaultHeadersBuilder {
         let mut special = HeaderMap::default();
         for (name, policy) in &self.policies {
             if *policy != Policy::IfAbsent {
-                special.insert(name.clone(), *policy);
+                // A subset of `policies`' names, so it fits as they did.
+                let _ = special.try_insert(name.clone(), *policy);
             }
         }
         Ok(DefaultHeadersLayer {
@@ -408,5 +424,28 @@ mod tests {
         fn assert_bounds<T: Clone + Send + Sync + fmt::Debug + 'static>() {}
         assert_bounds::<DefaultHeadersLayer>();
         assert_bounds::<crate::HeaderOverrides>();
+    }
+
+    #[test]
+    fn more_names_than_a_header_map_holds_is_an_error_not_a_panic() {
+        let mut b = DefaultHeadersLayer::builder();
+        for i in 0..40_000 {
+            b = b.header(format!("x-h{i}"), "v");
+        }
+        let err = b.build().expect_err("40k names");
+        assert_eq!(err.kind(), ErrorKind::TooManyHeaders);
+        assert!(err.to_string().contains("#24577"), "{err}");
+
+        // Up to the capacity, every policy, it builds.
+        let mut b = DefaultHeadersLayer::builder();
+        for i in 0..MAX_HEADER_NAMES {
+            b = match i % 3 {
+                0 => b.header(format!("x-h{i}"), "v"),
+                1 => b.override_header(format!("x-h{i}"), "v"),
+                _ => b.append_header(format!("x-h{i}"), "v"),
+            };
+        }
+        let layer = b.build().expect("exactly full");
+        assert_eq!(layer.headers().keys_len(), MAX_HEADER_NAMES);
     }
 }

@@ -4,11 +4,11 @@
 
 use std::fmt;
 
-use http::header::Entry;
-use http::{HeaderMap, HeaderName};
+use http::header::{Entry, COOKIE};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::origin::{Origins, Target};
-use crate::overrides::{is_always_sensitive, mark_credentials_sensitive, HeaderOverrides};
+use crate::overrides::{is_always_sensitive, mark_credentials_sensitive, Applied, HeaderOverrides};
 
 /// How a session header combines with the request's own values of the same name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,13 @@ pub(crate) enum Policy {
 /// clone costs about 1,600 instructions and each in-place name about 500.
 const IN_PLACE_MAX_NAMES: usize = 4;
 
+/// The clone-based merge builds a new map of at most this many names (the request's, the
+/// session's and the overrides' together). `http::HeaderMap` refuses to grow past 32,768 slots;
+/// a map of fewer than 6,554 names never asks to (it doubles early only when it is a fifth
+/// full), so building `out` cannot fail and no request header can be lost on the way. Larger
+/// requests are merged in their own map instead ([`SessionHeaders::merge_in_place`]).
+const CLONE_MAX_NAMES: usize = 4096;
+
 /// A layer's session headers, ready to merge.
 #[derive(Clone)]
 pub(crate) struct SessionHeaders {
@@ -36,11 +43,14 @@ pub(crate) struct SessionHeaders {
     /// the lookup entirely).
     special: HeaderMap<Policy>,
     origins: Origins,
+    /// Whether the session defines `Cookie`, whose values are sent as one field.
+    defines_cookie: bool,
 }
 
 impl SessionHeaders {
     pub(crate) fn new(headers: HeaderMap, special: HeaderMap<Policy>, origins: Origins) -> Self {
         Self {
+            defines_cookie: headers.contains_key(COOKIE),
             headers,
             special,
             origins,
@@ -56,18 +66,25 @@ impl SessionHeaders {
 
     /// Merge the session headers into a request's `headers`, as the crate docs' merge table
     /// says. Requests to an origin outside the layer's scope are left untouched.
+    ///
+    /// At `http::HeaderMap`'s capacity nothing panics: a session or override value that does not
+    /// fit is not added, and the request's own headers are kept (but for names the rule replaces).
     pub(crate) fn apply(
         &self,
         target: Target<'_>,
         headers: &mut HeaderMap,
         overrides: Option<&HeaderOverrides>,
     ) {
+        // Seen first, the overrides' credentials are bound here, whether or not this layer acts.
+        let overrides = overrides.map(|o| o.at(&target));
         if !self.origins.allow(&target) {
             return;
         }
-        let overrides = overrides.filter(|o| o.affects_session());
+        let overrides = overrides.filter(Applied::affects_session);
+        let cookie = self.defines_cookie || overrides.is_some_and(|o| o.sets(&COOKIE));
+        let request_had_cookie = cookie && headers.contains_key(COOKIE);
         match overrides {
-            Some(o) if o.remove_all => {
+            Some(o) if o.remove_all() => {
                 mark_credentials_sensitive(headers);
                 apply_sets(headers, o);
             }
@@ -75,7 +92,17 @@ impl SessionHeaders {
                 mark_credentials_sensitive(headers);
                 self.add_absent(headers);
             }
+            _ if headers.keys_len()
+                + self.headers.keys_len()
+                + overrides.map_or(0, |o| o.set_names().count())
+                > CLONE_MAX_NAMES =>
+            {
+                self.merge_in_place(headers, overrides);
+            }
             _ => self.merge(headers, overrides),
+        }
+        if cookie && self.adds_cookie(request_had_cookie, overrides) {
+            join_cookies(headers);
         }
     }
 
@@ -84,19 +111,22 @@ impl SessionHeaders {
     /// (a hand-written `contains_key` then `insert` takes two), and the request's map grows at
     /// most once, so this allocates no more than that hand-written loop.
     fn add_absent(&self, headers: &mut HeaderMap) {
-        // Only a hint: a map that cannot grow fails below as `insert` would.
+        // Only a hint: a map that cannot grow refuses the values below one by one.
         let _ = headers.try_reserve(self.headers.keys_len());
         // The name whose first session value was just added: its further values follow it.
         let mut added: Option<&HeaderName> = None;
         for (name, value) in &self.headers {
             if added.is_some_and(|prev| std::ptr::eq(prev, name)) {
-                headers.append(name.clone(), value.clone());
+                // At capacity the value is not added.
+                let _ = headers.try_append(name.clone(), value.clone());
                 continue;
             }
             added = None;
-            if let Entry::Vacant(slot) = headers.entry(name) {
-                slot.insert(value.clone());
-                added = Some(name);
+            // `Err` only at capacity: the request is full, the session value is not added.
+            if let Ok(Entry::Vacant(slot)) = headers.try_entry(name) {
+                if slot.try_insert(value.clone()).is_ok() {
+                    added = Some(name);
+                }
             }
         }
     }
@@ -104,7 +134,10 @@ impl SessionHeaders {
     /// Start from a clone of the prebuilt session map and lay the request's own headers over it.
     /// Cloning copies the stored hashes, so only the request's few names are hashed, instead of
     /// every session name being looked up and inserted into the request's map.
-    fn merge(&self, headers: &mut HeaderMap, overrides: Option<&HeaderOverrides>) {
+    ///
+    /// Only for requests of at most [`CLONE_MAX_NAMES`] names in all, for which every insert
+    /// into `out` succeeds; the `try_` calls keep even the impossible case free of panics.
+    fn merge(&self, headers: &mut HeaderMap, overrides: Option<Applied<'_>>) {
         let request = std::mem::take(headers);
         let mut out = self.headers.clone();
         if let Some(o) = overrides {
@@ -126,7 +159,7 @@ impl SessionHeaders {
                     }
                     match action {
                         Action::Replace | Action::Before => {
-                            out.insert(name.clone(), value);
+                            let _ = out.try_insert(name.clone(), value);
                         }
                         Action::Drop => {}
                     }
@@ -143,7 +176,7 @@ impl SessionHeaders {
                 if is_always_sensitive(name) {
                     value.set_sensitive(true);
                 }
-                out.append(name.clone(), value);
+                let _ = out.try_append(name.clone(), value);
             }
         }
         if let Some((prev, Action::Before)) = current {
@@ -155,9 +188,39 @@ impl SessionHeaders {
         *headers = out;
     }
 
-    fn action(&self, name: &HeaderName, overrides: Option<&HeaderOverrides>) -> Action {
+    /// The same rule as [`merge`](Self::merge), worked in the request's own map, for requests
+    /// too large to copy safely: nothing of the request is ever lost to a full map, and a
+    /// session value that does not fit is not added. Slower (every session name is looked up),
+    /// and used only past [`CLONE_MAX_NAMES`].
+    fn merge_in_place(&self, headers: &mut HeaderMap, overrides: Option<Applied<'_>>) {
+        mark_credentials_sensitive(headers);
+        for name in self.headers.keys() {
+            // 1. and 2.: `set` is applied last; a removed name gets nothing from the session.
+            if overrides.is_some_and(|o| o.sets(name) || o.removes(name)) {
+                continue;
+            }
+            match self.policy(name) {
+                // 3. The request's own values win.
+                Policy::IfAbsent if headers.contains_key(name) => continue,
+                Policy::IfAbsent | Policy::Append => {}
+                // 4. The session's values replace the request's.
+                Policy::Override => {
+                    headers.remove(name);
+                }
+            }
+            // 3., 4. and 5.: the session's values go after whatever the request keeps.
+            for value in self.headers.get_all(name) {
+                let _ = headers.try_append(name.clone(), value.clone());
+            }
+        }
         if let Some(o) = overrides {
-            if o.set.contains_key(name) {
+            apply_sets(headers, o);
+        }
+    }
+
+    fn action(&self, name: &HeaderName, overrides: Option<Applied<'_>>) -> Action {
+        if let Some(o) = overrides {
+            if o.sets(name) {
                 // `set` replaces everything; it is applied last.
                 return Action::Drop;
             }
@@ -173,9 +236,23 @@ impl SessionHeaders {
         }
     }
 
+    /// Whether this layer puts a `Cookie` value of its own (the session's or the overrides') on
+    /// a request, so that the request's `Cookie` values must be sent as one field.
+    fn adds_cookie(&self, request_had_cookie: bool, overrides: Option<Applied<'_>>) -> bool {
+        if let Some(o) = overrides {
+            if o.sets(&COOKIE) {
+                return true;
+            }
+            if o.suppresses(&COOKIE) {
+                return false;
+            }
+        }
+        self.defines_cookie && (self.policy(&COOKIE) != Policy::IfAbsent || !request_had_cookie)
+    }
+
     /// For an append-policy name, the request's values went in first; the session's follow.
     fn append_session_values(&self, out: &mut HeaderMap, name: HeaderName) {
-        if let Entry::Occupied(mut entry) = out.entry(name) {
+        if let Ok(Entry::Occupied(mut entry)) = out.try_entry(name) {
             for value in self.headers.get_all(entry.key()) {
                 entry.append(value.clone());
             }
@@ -197,16 +274,44 @@ enum Action {
     Before,
 }
 
-/// `set` entries make a header exactly their values, whatever was there.
-fn apply_sets(headers: &mut HeaderMap, overrides: &HeaderOverrides) {
-    for name in overrides.set.keys() {
-        let mut values = overrides.set.get_all(name).iter();
-        if let Some(first) = values.next() {
-            headers.insert(name.clone(), first.clone());
-            for value in values {
-                headers.append(name.clone(), value.clone());
-            }
+/// `set` entries make a header exactly their values, whatever was there. At capacity, a value
+/// that does not fit is not added.
+fn apply_sets(headers: &mut HeaderMap, overrides: Applied<'_>) {
+    for name in overrides.set_names() {
+        let Some(values) = overrides.set_values(name) else {
+            continue;
+        };
+        // Removing first also frees the slot the first value needs in a full map.
+        headers.remove(name);
+        for value in values {
+            let _ = headers.try_append(name.clone(), value.clone());
         }
+    }
+}
+
+/// RFC 6265 section 5.4: a user agent sends one `Cookie` field. Several values (the session's,
+/// the overrides', the request's) become one, joined with `"; "` in their order, and sensitive.
+/// At capacity (the map cannot even hand out the entry) they are left as they are.
+fn join_cookies(headers: &mut HeaderMap) {
+    let values = headers.get_all(COOKIE);
+    if values.iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined: Vec<u8> = Vec::new();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    // Valid header values joined by "; " are a valid header value; never assumed, though.
+    let Ok(mut value) = HeaderValue::try_from(joined) else {
+        return;
+    };
+    value.set_sensitive(true);
+    if let Ok(Entry::Occupied(mut entry)) = headers.try_entry(COOKIE) {
+        // Replaces every value of the name, needing no new slot.
+        entry.insert(value);
     }
 }
 
@@ -560,5 +665,236 @@ mod tests {
         let layer = DefaultHeadersLayer::new(map);
         let h = merged(&layer, API, &[], None);
         assert!(h[COOKIE].is_sensitive() && h[AUTHORIZATION].is_sensitive());
+    }
+
+    fn sensitive(headers: &HeaderMap, name: &str) -> bool {
+        headers.get_all(name).iter().all(HeaderValue::is_sensitive)
+    }
+
+    /// A layer with `extra` filler session names besides the ones under test, so that both the
+    /// in-place (few names) and the clone (many names) merges are exercised.
+    fn with_filler(mut b: DefaultHeadersBuilder, extra: usize) -> DefaultHeadersLayer {
+        for i in 0..extra {
+            b = b.header(format!("x-fill-{i}"), "f");
+        }
+        build(b)
+    }
+
+    #[test]
+    fn cookie_is_one_field_joined_for_every_merge_path() {
+        for extra in [0, 8] {
+            // if-absent, several session values, the request has none.
+            let layer = with_filler(
+                DefaultHeadersLayer::builder()
+                    .header(COOKIE, "a=1")
+                    .header(COOKIE, "b=2"),
+                extra,
+            );
+            let h = merged(&layer, API, &[], None);
+            assert_eq!(values(&h, "cookie"), ["a=1; b=2"], "extra {extra}");
+            assert!(sensitive(&h, "cookie"));
+            // if-absent, the request has its own: left exactly as the request sent it.
+            let h = merged(&layer, API, &[("cookie", "r=1"), ("cookie", "r=2")], None);
+            assert_eq!(values(&h, "cookie"), ["r=1", "r=2"], "extra {extra}");
+
+            // override.
+            let layer = with_filler(
+                DefaultHeadersLayer::builder()
+                    .override_header(COOKIE, "a=1")
+                    .override_header(COOKIE, "b=2"),
+                extra,
+            );
+            let h = merged(&layer, API, &[("cookie", "r=1")], None);
+            assert_eq!(values(&h, "cookie"), ["a=1; b=2"], "extra {extra}");
+
+            // append: the request's pairs, then the session's (aiohttp's
+            // test_cookies_merge_with_headers).
+            let layer = with_filler(
+                DefaultHeadersLayer::builder()
+                    .append_header(COOKIE, "s=1")
+                    .append_header(COOKIE, "s=2"),
+                extra,
+            );
+            let h = merged(&layer, API, &[("cookie", "r=1"), ("cookie", "r=2")], None);
+            assert_eq!(
+                values(&h, "cookie"),
+                ["r=1; r=2; s=1; s=2"],
+                "extra {extra}"
+            );
+            assert!(sensitive(&h, "cookie"));
+            let h = merged(&layer, API, &[], None);
+            assert_eq!(values(&h, "cookie"), ["s=1; s=2"], "extra {extra}");
+
+            // Overrides set it, several times, with or without remove_all.
+            for o in [HeaderOverrides::new(), HeaderOverrides::new().remove_all()] {
+                let o = o.set(COOKIE, hv("o=1")).set(COOKIE, hv("o=2"));
+                let h = merged(&layer, API, &[("cookie", "r=1")], Some(o));
+                assert_eq!(values(&h, "cookie"), ["o=1; o=2"], "extra {extra}");
+                assert!(sensitive(&h, "cookie"));
+            }
+            // Removed: the layer adds nothing, the request's own is left as it is.
+            let o = HeaderOverrides::new().remove(COOKIE);
+            let h = merged(
+                &layer,
+                API,
+                &[("cookie", "r=1"), ("cookie", "r=2")],
+                Some(o),
+            );
+            assert_eq!(values(&h, "cookie"), ["r=1", "r=2"], "extra {extra}");
+        }
+        // A session made from a map, several values.
+        let mut map = HeaderMap::new();
+        map.append(COOKIE, hv("a=1"));
+        map.append(COOKIE, hv("b=2"));
+        let h = merged(&DefaultHeadersLayer::new(map), API, &[], None);
+        assert_eq!(values(&h, "cookie"), ["a=1; b=2"]);
+        // No session cookie, overrides set one while the request has its own.
+        let layer = build(DefaultHeadersLayer::builder().header(ACCEPT, "*/*"));
+        let o = HeaderOverrides::new().set(COOKIE, hv("o=1"));
+        let h = merged(
+            &layer,
+            API,
+            &[("cookie", "r=1"), ("cookie", "r=2")],
+            Some(o),
+        );
+        assert_eq!(values(&h, "cookie"), ["o=1"]);
+    }
+
+    #[test]
+    fn credentials_set_per_request_act_only_at_their_origin() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(COOKIE, "session=1")
+                .header(ACCEPT, "application/json"),
+        );
+        let o = HeaderOverrides::new()
+            .set(COOKIE, hv("caller=1"))
+            .set(ACCEPT, hv("text/csv"));
+        // The first request binds the cookie to its origin.
+        let h = merged(&layer, API, &[], Some(o.clone()));
+        assert_eq!(values(&h, "cookie"), ["caller=1"]);
+        // A hop elsewhere: not the caller's cookie, and not the session's either; the
+        // non-credential `set` still applies, and the request's own cookie is left alone.
+        for request in [&[][..], &[("cookie", "own=1")][..]] {
+            let h = merged(&layer, "https://other.example/", request, Some(o.clone()));
+            let own: Vec<&str> = request.iter().map(|(_, v)| *v).collect();
+            assert_eq!(values(&h, "cookie"), own);
+            assert_eq!(values(&h, "accept"), ["text/csv"]);
+        }
+        // Back at the first origin: the caller's again.
+        let h = merged(&layer, "https://API.example.com:443/other", &[], Some(o));
+        assert_eq!(values(&h, "cookie"), ["caller=1"]);
+    }
+
+    /// A request holding `names` filler headers besides `request`.
+    fn big_request(names: usize, request: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for i in 0..names {
+            let name = HeaderName::from_bytes(format!("x-req-{i}").as_bytes()).expect("name");
+            if headers.try_insert(name, hv("r")).is_err() {
+                break;
+            }
+        }
+        for (name, value) in request {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            // Replace a filler name when the map is full, so the request keeps its own.
+            if headers
+                .try_append(&name, HeaderValue::from_str(value).expect("value"))
+                .is_err()
+            {
+                let filler = headers.keys().next().cloned().expect("a filler");
+                headers.remove(filler);
+                headers
+                    .try_append(name, HeaderValue::from_str(value).expect("value"))
+                    .expect("room");
+            }
+        }
+        headers
+    }
+
+    #[test]
+    fn large_requests_are_merged_in_place_by_the_same_rule() {
+        let layer = build(
+            DefaultHeadersLayer::builder()
+                .header(ACCEPT, "application/json")
+                .header(ACCEPT, "text/plain")
+                .header("x-absent", "a")
+                .override_header(USER_AGENT, "app/1")
+                .append_header("x-tags", "s")
+                .append_header(COOKIE, "s=1")
+                .header("x-removed", "x"),
+        );
+        let request = [
+            ("accept", "text/csv"),
+            ("user-agent", "curl"),
+            ("x-tags", "r"),
+            ("cookie", "r=1"),
+            ("x-removed", "own"),
+            ("x-set", "own"),
+        ];
+        let o = HeaderOverrides::new()
+            .remove(HeaderName::from_static("x-removed"))
+            .set(HeaderName::from_static("x-set"), hv("o1"))
+            .set(HeaderName::from_static("x-set"), hv("o2"));
+        let uri: Uri = API.parse().expect("uri");
+        let mut small = big_request(0, &request);
+        layer
+            .session
+            .apply(Target::from_uri(&uri), &mut small, Some(&o));
+        let mut large = big_request(5_000, &request);
+        layer
+            .session
+            .apply(Target::from_uri(&uri), &mut large, Some(&o));
+        for name in small.keys() {
+            assert_eq!(
+                values(&large, name.as_str()),
+                values(&small, name.as_str()),
+                "{name}"
+            );
+        }
+        assert_eq!(values(&large, "accept"), ["text/csv"]);
+        assert_eq!(values(&large, "user-agent"), ["app/1"]);
+        assert_eq!(values(&large, "x-tags"), ["r", "s"]);
+        assert_eq!(values(&large, "cookie"), ["r=1; s=1"]);
+        assert_eq!(values(&large, "x-absent"), ["a"]);
+        assert_eq!(values(&large, "x-removed"), ["own"]);
+        assert_eq!(values(&large, "x-set"), ["o1", "o2"]);
+        assert_eq!(large.keys_len(), 5_000 + small.keys_len());
+    }
+
+    #[test]
+    fn a_request_at_capacity_never_panics_and_keeps_its_own_headers() {
+        let big_session = |b: DefaultHeadersBuilder| with_filler(b, 8);
+        for layer in [
+            build(DefaultHeadersLayer::builder().header("x-api-key", "k")),
+            big_session(DefaultHeadersLayer::builder().header("x-api-key", "k")),
+            big_session(
+                DefaultHeadersLayer::builder()
+                    .override_header("x-req-1", "session")
+                    .append_header(COOKIE, "s=1"),
+            ),
+        ] {
+            for o in [
+                None,
+                Some(HeaderOverrides::new().set(HeaderName::from_static("x-new"), hv("v"))),
+                Some(
+                    HeaderOverrides::new()
+                        .remove_all()
+                        .set(COOKIE, hv("o=1"))
+                        .set(COOKIE, hv("o=2")),
+                ),
+            ] {
+                let uri: Uri = API.parse().expect("uri");
+                let mut headers = big_request(usize::MAX, &[("cookie", "r=1")]);
+                let before = headers.keys_len();
+                assert_eq!(before, crate::default_headers::MAX_HEADER_NAMES);
+                layer
+                    .session
+                    .apply(Target::from_uri(&uri), &mut headers, o.as_ref());
+                assert!(headers.keys_len() <= before);
+                assert!(headers.contains_key("x-req-2") && headers.contains_key("x-req-20000"));
+                assert!(headers.contains_key("cookie"));
+            }
+        }
     }
 }

@@ -49,6 +49,8 @@ mod layer;
 mod merge;
 mod service;
 
+#[cfg(test)]
+pub(crate) use layer::MAX_HEADER_NAMES;
 pub use layer::{DefaultHeadersBuilder, DefaultHeadersLayer};
 pub(crate) use merge::SessionHeaders;
 pub use service::DefaultHeaders;

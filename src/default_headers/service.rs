@@ -13,7 +13,9 @@ use crate::overrides::HeaderOverrides;
 /// and its [`HeaderOverrides`].
 ///
 /// Made by [`DefaultHeadersLayer`]. It never fails on its own: `Response`, `Error` and `Future`
-/// are the inner service's.
+/// are the inner service's. Nor does it panic on a request whose header map is full
+/// (`http::HeaderMap` holds 24,576 names): a session or override value that does not fit is
+/// not added, and the request's own headers are kept.
 ///
 /// ```
 /// use http::{Request, Response};

@@ -2,8 +2,11 @@
 //!
 //! - `/echo` (and any other path) answers `200` with the request's headers as a JSON list of
 //!   `[name, value]` pairs, in the order received; `401` instead if the request's
-//!   `Authorization` is one the test has revoked.
-//! - `/redirect?to=URL` answers `302 Found` with `Location: URL`.
+//!   `Authorization` is one the test has revoked. Every request (method, path, headers, body)
+//!   is recorded, see [`Server::seen`].
+//! - `/redirect?to=URL[&status=N]` (any method) answers `N` (default `302 Found`) with
+//!   `Location: URL`.
+//! - `/unauthorized` answers `401` to anything.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashSet;
@@ -12,9 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -25,11 +28,20 @@ use tower_client_headers::{BearerToken, BoxError, Token, TokenSource};
 /// Headers as received: `[name, value]` pairs in order.
 pub type Pairs = Vec<(String, String)>;
 
+/// One request as the server received it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Echoed,
+    pub body: String,
+}
+
 #[derive(Clone, Default)]
 pub struct Server {
     pub addr: Option<SocketAddr>,
     revoked: Arc<Mutex<HashSet<String>>>,
-    requests: Arc<Mutex<Vec<Pairs>>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
@@ -41,7 +53,8 @@ impl Server {
             .expect("bind 127.0.0.1:0");
         server.addr = Some(listener.local_addr().expect("local addr"));
         let app = Router::new()
-            .route("/redirect", get(redirect))
+            .route("/redirect", any(redirect))
+            .route("/unauthorized", any(unauthorized))
             .fallback(echo)
             .with_state(server.clone());
         tokio::spawn(async move {
@@ -80,19 +93,54 @@ impl Server {
     pub fn hits(&self) -> usize {
         self.requests.lock().expect("lock").len()
     }
+
+    /// Every request that reached the server, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// `/redirect?to=<target>&status=<status>` on this server at 127.0.0.1.
+    pub fn redirect(&self, target: &str, status: u16) -> String {
+        self.url(&redirect_path(target, status))
+    }
+
+    /// The same, at `localhost`.
+    pub fn localhost_redirect(&self, target: &str, status: u16) -> String {
+        self.localhost_url(&redirect_path(target, status))
+    }
 }
 
-async fn echo(State(server): State<Server>, headers: HeaderMap) -> Response {
-    let pairs: Pairs = headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    server.requests.lock().expect("lock").push(pairs.clone());
+fn redirect_path(target: &str, status: u16) -> String {
+    // Percent-encode everything but unreserved characters, so a target may itself carry a query.
+    let mut encoded = String::new();
+    for b in target.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("/redirect?to={encoded}&status={status}")
+}
+
+async fn unauthorized() -> StatusCode {
+    StatusCode::UNAUTHORIZED
+}
+
+async fn echo(
+    State(server): State<Server>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let pairs = pairs_of(&headers);
+    server.requests.lock().expect("lock").push(Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: Echoed(pairs.clone()),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let revoked = headers.get_all("authorization").iter().any(|v| {
         let revoked = server.revoked.lock().expect("lock");
         v.to_str().is_ok_and(|v| revoked.contains(v))
@@ -108,14 +156,41 @@ async fn echo(State(server): State<Server>, headers: HeaderMap) -> Response {
 #[derive(serde::Deserialize)]
 struct To {
     to: String,
+    status: Option<u16>,
 }
 
-async fn redirect(Query(To { to }): Query<To>) -> Redirect {
-    Redirect::to(&to)
+async fn redirect(
+    State(server): State<Server>,
+    Query(To { to, status }): Query<To>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    server.requests.lock().expect("lock").push(Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: Echoed(pairs_of(&headers)),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let status = StatusCode::from_u16(status.unwrap_or(302)).expect("a status");
+    (status, [(axum::http::header::LOCATION, to)]).into_response()
+}
+
+fn pairs_of(headers: &HeaderMap) -> Pairs {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The headers a server echoed, as received.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Echoed(pub Pairs);
 
 impl Echoed {
@@ -151,15 +226,23 @@ pub fn counting_source() -> (Arc<AtomicUsize>, impl TokenSource) {
 /// The request body the hyper-util tests send.
 pub type Body = http_body_util::Empty<bytes::Bytes>;
 
+/// A request body with content, for redirects that replay it (307, 308).
+pub type FullBody = http_body_util::Full<bytes::Bytes>;
+
 /// A real hyper-util client for plain http on loopback.
 pub fn hyper_client() -> Client<HttpConnector, Body> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// The same, sending bodies.
+pub fn hyper_full_client() -> Client<HttpConnector, FullBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
 /// Send `req` through `svc` and read what the echo server received.
-pub async fn send<S, B>(svc: &S, req: axum::http::Request<Body>) -> (StatusCode, Echoed)
+pub async fn send<S, Q, B>(svc: &S, req: axum::http::Request<Q>) -> (StatusCode, Echoed)
 where
-    S: Service<axum::http::Request<Body>, Response = axum::http::Response<B>> + Clone,
+    S: Service<axum::http::Request<Q>, Response = axum::http::Response<B>> + Clone,
     S::Error: std::fmt::Debug,
     B: http_body::Body,
     B::Error: std::fmt::Debug,

@@ -282,10 +282,21 @@ async fn loopback_is_plaintext_safe() {
         "http://127.8.9.10/",
         "http://[::1]:3000/",
         "http://localhost:3000/",
-        "http://api.localhost/",
+        "http://LocalHost:3000/",
+        "http://[::ffff:127.0.0.1]/",
     ] {
         assert_eq!(auth_of(&svc, get(uri)).await, ["Bearer t"], "{uri}");
     }
+    // Names that only look local go through DNS on common resolvers: refused, nothing sent.
+    for uri in [
+        "http://api.localhost/",
+        "http://localhost./",
+        "http://api.localhost.:3000/",
+    ] {
+        let err = send(&svc, get(uri)).await.expect_err(uri);
+        assert_eq!(kind(&err), Some(ErrorKind::PlaintextRefused), "{uri}");
+    }
+    assert_eq!(up.calls(), 6, "nothing was sent for the refused ones");
 }
 
 #[tokio::test]
@@ -954,4 +965,98 @@ async fn retries_of_a_failing_refresh_do_not_speed_up_near_expiry() {
     // The delay is half the time left, clamped to 1..=5 s: refreshes at 50, 55, ..., 90 s
     // (9), then 95, 97.5, 98.75 and 99.75 s (4). Halving without the 1 s floor gives 17.
     assert_eq!(source.fetches() - 1, 13);
+}
+
+// ---------------------------------------------------------------- capacity
+
+/// A request whose header map is full (`http::HeaderMap` holds at most 24,576 names).
+fn full_request(uri: &str, own_authorization: bool) -> Request<()> {
+    let mut req = get(uri);
+    let headers = req.headers_mut();
+    if own_authorization {
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic own"));
+    }
+    let mut i = 0;
+    loop {
+        let name = http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name");
+        if headers
+            .try_insert(name, HeaderValue::from_static("v"))
+            .is_err()
+        {
+            break;
+        }
+        i += 1;
+    }
+    assert_eq!(headers.keys_len(), 24_576);
+    req
+}
+
+#[tokio::test]
+async fn a_full_request_is_refused_not_a_panic_and_nothing_is_sent() {
+    let up = Upstream::default();
+    let source_layer = source_layer(&Source::new(Duration::ZERO, None), SEC);
+    // Cache a token first, so the hot path is the one under test too.
+    auth_of(&source_layer.layer(up.service()), get(API)).await;
+    for layer in [BearerAuthLayer::new("t").expect("valid"), source_layer] {
+        let svc = layer.layer(up.service());
+        let before = up.calls();
+        for req in [full_request(API, false), {
+            let mut req = full_request(API, false);
+            req.extensions_mut()
+                .insert(HeaderOverrides::new().bearer_token(token("caller")));
+            req
+        }] {
+            let err = send(&svc, req)
+                .await
+                .expect_err("no room for Authorization");
+            assert_eq!(kind(&err), Some(ErrorKind::TooManyHeaders));
+        }
+        assert_eq!(up.calls(), before, "nothing was sent");
+        // With its own Authorization, a full request needs no room: sent as it is.
+        assert_eq!(auth_of(&svc, full_request(API, true)).await, ["Basic own"]);
+        // Suppressed, or for another origin: no token, never refused.
+        let mut req = full_request(API, false);
+        req.extensions_mut()
+            .insert(HeaderOverrides::new().without_auth());
+        assert!(auth_of(&svc, req).await.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------- a 401 from elsewhere
+
+/// With the `tower-http` feature, a `401` whose tower-http `RequestUri` names another origin
+/// (a `FollowRedirect` inside `BearerAuth` followed a redirect elsewhere) leaves the token
+/// alone; one from the token's origin drops it.
+#[cfg(feature = "tower-http")]
+#[tokio::test]
+async fn a_401_invalidates_only_when_it_came_from_the_token_origin() {
+    use tower_http::follow_redirect::RequestUri;
+    let source = Source::new(Duration::ZERO, None);
+    let answered_from = Arc::new(Mutex::new(http::Uri::from_static(API)));
+    let from = Arc::clone(&answered_from);
+    let svc = source_layer(&source, SEC).layer(service_fn(move |_: Request<()>| {
+        let uri = from.lock().expect("lock").clone();
+        async move {
+            let mut response = Response::new(Vec::<String>::new());
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response.extensions_mut().insert(RequestUri(uri));
+            Ok::<_, Infallible>(response)
+        }
+    }));
+    *answered_from.lock().expect("lock") = http::Uri::from_static("https://elsewhere.example/x");
+    for _ in 0..10 {
+        assert_eq!(send(&svc, get(API)).await.expect("401").status(), 401);
+    }
+    assert_eq!(source.fetches(), 1, "401s from elsewhere fetch nothing");
+    // The token's own origin, however spelled: dropped, the next request fetches.
+    *answered_from.lock().expect("lock") =
+        http::Uri::from_static("https://API.example.com:443/v1/other");
+    send(&svc, get(API)).await.expect("401");
+    assert_eq!(source.fetches(), 1);
+    send(&svc, get(API)).await.expect("401");
+    assert_eq!(
+        source.fetches(),
+        2,
+        "the first 401 from the token's origin dropped it"
+    );
 }

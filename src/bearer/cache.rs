@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::Error;
 use crate::token::{Token, TokenSource};
 
 /// After a failed background refresh, the next may start half the remaining lifetime later,
@@ -234,10 +234,7 @@ impl TokenCache {
                 None => {
                     cancelled += 1;
                     if cancelled >= MAX_CANCELLED_FLIGHTS {
-                        return Err(Error::new(
-                            ErrorKind::TokenFetch,
-                            "token fetch was cancelled repeatedly before it finished",
-                        ));
+                        return Err(Error::token_fetch_cancelled());
                     }
                 }
             }
@@ -275,10 +272,7 @@ enum Step {
 }
 
 fn timeout_error(timeout: Duration) -> Error {
-    Error::new(
-        ErrorKind::TokenFetchTimeout,
-        format!("token fetch timed out after {timeout:?}"),
-    )
+    Error::token_fetch_timed_out(timeout)
 }
 
 impl Shared {
@@ -345,20 +339,14 @@ impl Flight {
             let fetched = if !spawned {
                 shared.source.fetch().await
             } else if !shared.has_timer() {
-                return Err(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "the token fetch timeout needs tokio's timer, and this runtime has none: \
-                     build it with enable_time() or enable_all()",
-                ));
+                return Err(Error::runtime_without_timer());
             } else {
                 match tokio::time::timeout(shared.fetch_timeout, shared.source.fetch()).await {
                     Ok(fetched) => fetched,
                     Err(_) => return Err(timeout_error(shared.fetch_timeout)),
                 }
             };
-            fetched.map_err(|source| {
-                Error::with_source(ErrorKind::TokenFetch, "token fetch failed", source)
-            })
+            fetched.map_err(Error::token_fetch_failed)
         };
         let fetched = CatchUnwind(Box::pin(fetch)).await;
         self.finish(fetched)
@@ -434,11 +422,7 @@ impl<F: Future<Output = Result<Token, Error>>> Future for CatchUnwind<F> {
         let fut = self.0.as_mut();
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(poll) => poll,
-            Err(_) => Poll::Ready(Err(Error::with_source(
-                ErrorKind::TokenFetch,
-                "token fetch failed: the token source panicked",
-                BoxError::from("token source panicked"),
-            ))),
+            Err(_) => Poll::Ready(Err(Error::token_source_panicked())),
         }
     }
 }

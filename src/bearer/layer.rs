@@ -291,13 +291,15 @@ impl BearerAuthBuilder {
             (None, None) => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer needs a token or a token source",
+                    "BearerAuthLayer needs a token or a token source: call .token(..) or \
+                     .source(..) on the builder",
                 ))
             }
             (Some(_), Some(_)) => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer takes a token or a token source, not both",
+                    "BearerAuthLayer takes a token or a token source, not both: remove the \
+                     .token(..) or the .source(..) call",
                 ))
             }
         };

@@ -147,7 +147,9 @@ impl DefaultHeadersBuilder {
             self.error = Some(Error::new(
                 ErrorKind::InvalidHeaderName,
                 format!(
-                    "invalid header name in header #{} of the builder (not shown)",
+                    "invalid header name in header #{} of the builder (not shown): a name is \
+                     letters, digits and !#$%&'*+-.^_`|~ only; check that the name comes \
+                     before the value",
                     self.calls
                 ),
             ));
@@ -157,8 +159,9 @@ impl DefaultHeadersBuilder {
             self.error = Some(Error::new(
                 ErrorKind::InvalidHeaderValue,
                 format!(
-                    "invalid value for header `{name}`: header values may not contain \
-                     CR, LF or other control characters (value not shown)"
+                    "invalid value for header `{name}` (not shown): header values may not \
+                     contain CR, LF or other control characters; remove them, or encode the \
+                     value (percent-encoding, base64)"
                 ),
             ));
             return self;

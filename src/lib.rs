@@ -18,7 +18,8 @@
 //!   Tokens are never sent over plain `http://` except to loopback, unless you allow it.
 //!
 //! Nothing here panics on bad input: builders return an [`Error`] naming the header, origin or
-//! problem, and no `Debug`, `Display` or error message contains a token or sensitive value.
+//! problem and what to do about it, and no `Debug`, `Display` or error message contains a token
+//! or sensitive value. [`Error::find`] gets ours out of whatever error a request ends in.
 //!
 //! # Example
 //!

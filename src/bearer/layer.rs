@@ -18,7 +18,9 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// request that has no `Authorization` of its own.
 ///
 /// All clones of a layer, and every service made from them, share one token cache.
-/// `Debug` never shows the token.
+/// `Debug` never shows the token. The service it makes needs a `Clone` inner service: see
+/// [`BearerAuth`](BearerAuth#the-inner-service-must-be-clone) for why, and what to do with
+/// middleware that is not `Clone`.
 ///
 /// ```
 /// use tower_client_headers::BearerAuthLayer;

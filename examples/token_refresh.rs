@@ -1,15 +1,23 @@
-//! Refreshing tokens end to end: a local OAuth2-style token endpoint issuing 2-second tokens,
-//! an API that answers 401 to unknown or expired tokens, and a client whose
-//! `BearerAuthLayer::from_source` fetches from the endpoint. Over several token lifetimes the
-//! client never sends an expired token: it refreshes in the background a second before
-//! expiry, and no request waits for it.
+//! Refreshing tokens end to end, through an outage: a local OAuth2-style token endpoint
+//! issuing 2-second tokens, an API that answers 401 to unknown or expired tokens, and a client
+//! whose `BearerAuthLayer::from_source` fetches from the endpoint.
 //!
-//! Run with `cargo run --example token_refresh` (about 5 seconds).
+//! 1. Normal operation: the first request waits for the first fetch; after that the token is
+//!    refreshed in the background a second before expiry and no request waits.
+//! 2. The token endpoint answers 503 for 3 seconds: the background refresh fails (a WARN
+//!    event), the token expires, failed fetches back off (1 s, then 2 s...), and requests
+//!    fail at once with the last failure instead of hammering the endpoint.
+//! 3. The endpoint is back: the next attempt succeeds and requests go through again.
+//!
+//! The `tracing` events (target `tower_client_headers`, INFO and above) are printed as an
+//! operator would see them, between the requests' own lines.
+//!
+//! Run with `cargo run --example token_refresh` (about 9 seconds).
 
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,12 +31,22 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Error, Token};
 
 const LIFETIME: Duration = Duration::from_secs(2);
+/// The API accepts a token this long past its expiry, as token validators allow for clock
+/// skew (a client learns a token's lifetime a moment after the server set it).
+const LEEWAY: Duration = Duration::from_millis(500);
 
 /// Tokens the endpoint issued, with their expiry.
 type Issued = Arc<Mutex<HashMap<String, Instant>>>;
+
+#[derive(Clone, Default)]
+struct Endpoint {
+    issued: Issued,
+    /// While set, the token endpoint answers 503.
+    down: Arc<AtomicBool>,
+}
 
 #[derive(serde::Deserialize)]
 struct TokenRequest {
@@ -45,9 +63,13 @@ struct TokenResponse {
 }
 
 async fn token_endpoint(
-    State(issued): State<Issued>,
+    State(endpoint): State<Endpoint>,
     Form(req): Form<TokenRequest>,
 ) -> Result<Json<TokenResponse>, StatusCode> {
+    if endpoint.down.load(Ordering::SeqCst) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let issued = endpoint.issued;
     if req.grant_type != "client_credentials"
         || req.client_id != "demo"
         || req.client_secret != "s3cret"
@@ -66,25 +88,32 @@ async fn token_endpoint(
     }))
 }
 
-async fn api(State(issued): State<Issued>, headers: HeaderMap) -> StatusCode {
+async fn api(State(Endpoint { issued, .. }): State<Endpoint>, headers: HeaderMap) -> StatusCode {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let issued = issued.lock().map(|i| token.and_then(|t| i.get(t).copied()));
     match issued {
-        Ok(Some(expires)) if Instant::now() < expires => StatusCode::OK,
+        Ok(Some(expires)) if Instant::now() < expires + LEEWAY => StatusCode::OK,
         _ => StatusCode::UNAUTHORIZED,
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let issued = Issued::default();
+    // What an operator sees: this crate's events at INFO and above.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .without_time()
+        .init();
+
+    let endpoint = Endpoint::default();
     let app = Router::new()
         .route("/oauth/token", post(token_endpoint))
         .route("/data", get(api))
-        .with_state(issued);
+        .with_state(endpoint.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -136,32 +165,78 @@ async fn main() -> Result<(), BoxError> {
         .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
 
     println!(
-        "Token endpoint and API at http://{addr}; tokens live {} s, refreshed 1 s early.\n",
+        "Token endpoint and API at http://{addr}; tokens live {} s, refreshed 1 s early.\n\
+         The token endpoint will be down (503) from t=2.5 s to t=5.5 s.\n",
         LIFETIME.as_secs()
     );
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let mut unauthorized = 0;
-    for i in 1..=20 {
+    let (mut ok, mut failed_fast, mut rejected) = (0, 0, 0);
+    let mut recovered_at = None;
+    for i in 1..=36 {
         ticker.tick().await;
-        let sent = Instant::now();
-        let response = client
-            .clone()
-            .oneshot(Request::get(format!("http://{addr}/data")).body(Empty::new())?)
-            .await?;
-        if response.status() != StatusCode::OK {
-            unauthorized += 1;
+        let elapsed = start.elapsed();
+        if elapsed >= Duration::from_millis(2500) && elapsed < Duration::from_millis(5500) {
+            if !endpoint.down.swap(true, Ordering::SeqCst) {
+                println!(
+                    "  t={:>4} ms  --- token endpoint goes down ---",
+                    elapsed.as_millis()
+                );
+            }
+        } else if endpoint.down.swap(false, Ordering::SeqCst) {
+            println!(
+                "  t={:>4} ms  --- token endpoint is back ---",
+                elapsed.as_millis()
+            );
         }
+        let sent = Instant::now();
+        let request = Request::get(format!("http://{addr}/data")).body(Empty::new())?;
+        let outcome = match client.clone().oneshot(request).await {
+            Ok(response) if response.status() == StatusCode::OK => {
+                ok += 1;
+                if failed_fast > 0 && recovered_at.is_none() {
+                    recovered_at = Some(start.elapsed());
+                }
+                "200 OK".to_owned()
+            }
+            Ok(response) => {
+                rejected += 1;
+                response.status().to_string()
+            }
+            Err(err) => {
+                failed_fast += 1;
+                // Our error (it says what happened), then its sources (why).
+                let mut line = match err.downcast_ref::<Error>() {
+                    Some(ours) => format!("failed: {ours}"),
+                    None => format!("failed: {err}"),
+                };
+                let mut source = err.source();
+                while let Some(cause) = source {
+                    line.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                line
+            }
+        };
         println!(
-            "  t={:>4} ms  request {i:>2}: {} (waited {} ms)",
+            "  t={:>4} ms  request {i:>2}: {outcome} (waited {} ms)",
             start.elapsed().as_millis(),
-            response.status(),
             sent.elapsed().as_millis()
         );
     }
-    let fetched = fetches.load(Ordering::SeqCst);
-    println!("\n20 requests over ~5 s: {fetched} token fetches, {unauthorized} rejected.");
-    if unauthorized > 0 {
+    let calls = fetches.load(Ordering::SeqCst);
+    println!(
+        "\n36 requests over ~9 s: {ok} OK, {failed_fast} failed during the outage, {rejected} \
+         rejected; {calls} calls to the token endpoint in all (no tight loop: inside the \
+         backoff, requests failed at once without calling it)."
+    );
+    if let Some(at) = recovered_at {
+        println!("Requests succeeded again at t={} ms.", at.as_millis());
+    }
+    if rejected > 0 {
         return Err("a request carried an expired token".into());
+    }
+    if recovered_at.is_none() {
+        return Err("the client did not recover after the outage".into());
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Alias for a type-erased error type, as used by tower: the error of
 /// [`BearerAuth`](crate::BearerAuth) and what a [`TokenSource`](crate::TokenSource) returns.
@@ -157,13 +158,17 @@ impl Error {
         }
     }
 
+    // The token-fetch errors. They reach requests that waited for a fetch and the `tracing`
+    // events of failed background refreshes alike, so they say what failed and what to do,
+    // not what happened to a request.
+
     /// A failed token fetch: the token source returned `source`.
     pub(crate) fn token_fetch_failed(source: BoxError) -> Self {
         Self::with_source(
             ErrorKind::TokenFetch,
-            "token fetch failed, so the request was not sent: the token source returned an \
-             error (this error's source(); print the whole chain to see it); check the token \
-             endpoint and the credentials your source sends",
+            "token fetch failed: the token source returned an error (this error's source(); \
+             print the whole chain to see it); check the token endpoint and the credentials \
+             your source sends",
             source,
         )
     }
@@ -172,9 +177,19 @@ impl Error {
     pub(crate) fn token_source_panicked() -> Self {
         Self::with_source(
             ErrorKind::TokenFetch,
-            "token fetch failed, so the request was not sent: the token source panicked; \
-             make your TokenSource return an error instead",
+            "token fetch failed: the token source panicked; make your TokenSource return an \
+             error instead",
             BoxError::from("token source panicked"),
+        )
+    }
+
+    /// A token source that returned a token whose expiry had already passed.
+    pub(crate) fn token_expired_on_arrival() -> Self {
+        Self::new(
+            ErrorKind::TokenFetch,
+            "token fetch failed: the token source returned a token that had already expired, \
+             so it was not used; check the lifetime the source gives it (expires_in is \
+             measured from when the Token is built)",
         )
     }
 
@@ -182,20 +197,32 @@ impl Error {
     pub(crate) fn token_fetch_cancelled() -> Self {
         Self::new(
             ErrorKind::TokenFetch,
-            "token fetch was cancelled repeatedly before it finished, so the request was not \
-             sent; keep the tokio runtime that runs token fetches alive while requests wait \
+            "token fetch was cancelled repeatedly before it finished (is the runtime shutting \
+             down?); keep the tokio runtime that runs token fetches alive while requests wait \
              for a token",
         )
     }
 
+    /// Inside the backoff after `failures` failed fetches in a row: no fetch for `delay`.
+    pub(crate) fn token_fetch_backing_off(failures: u32, delay: Duration, last: &Error) -> Self {
+        Self::with_source(
+            ErrorKind::TokenFetch,
+            format!(
+                "token fetch failed {failures} time(s) in a row; no new fetch for {delay:.1?} \
+                 (backoff), and requests fail at once until then; the last failure is this \
+                 error's source(); BearerAuthLayer::refresh() tries at once"
+            ),
+            BoxError::from(last.clone()),
+        )
+    }
+
     /// A fetch that took longer than `timeout`.
-    pub(crate) fn token_fetch_timed_out(timeout: std::time::Duration) -> Self {
+    pub(crate) fn token_fetch_timed_out(timeout: Duration) -> Self {
         Self::new(
             ErrorKind::TokenFetchTimeout,
             format!(
-                "token fetch timed out after {timeout:?}, so the request was not sent; check \
-                 that the token endpoint is reachable, or raise fetch_timeout(..) on the \
-                 BearerAuthLayer builder"
+                "token fetch timed out after {timeout:?}; check that the token endpoint is \
+                 reachable, or raise fetch_timeout(..) on the BearerAuthLayer builder"
             ),
         )
     }
@@ -204,8 +231,8 @@ impl Error {
     pub(crate) fn runtime_without_timer() -> Self {
         Self::new(
             ErrorKind::InvalidConfig,
-            "the token fetch timeout needs tokio's timer, and this runtime has none, so the \
-             request was not sent: build the runtime with enable_time() or enable_all()",
+            "the token fetch timeout needs tokio's timer, and this runtime has none: build it \
+             with enable_time() or enable_all()",
         )
     }
 
@@ -453,7 +480,8 @@ mod tests {
     }
 
     #[test]
-    fn fetch_errors_say_nothing_was_sent_and_what_to_do() {
+    fn fetch_errors_say_what_to_do() {
+        let last = fetch_failure();
         let cases = [
             (
                 fetch_failure(),
@@ -466,12 +494,22 @@ mod tests {
                 "return an error instead",
             ),
             (
+                Error::token_expired_on_arrival(),
+                ErrorKind::TokenFetch,
+                "check the lifetime",
+            ),
+            (
                 Error::token_fetch_cancelled(),
                 ErrorKind::TokenFetch,
                 "keep the tokio runtime",
             ),
             (
-                Error::token_fetch_timed_out(std::time::Duration::from_secs(30)),
+                Error::token_fetch_backing_off(3, Duration::from_millis(1500), &last),
+                ErrorKind::TokenFetch,
+                "refresh() tries at once",
+            ),
+            (
+                Error::token_fetch_timed_out(Duration::from_secs(30)),
                 ErrorKind::TokenFetchTimeout,
                 "raise fetch_timeout",
             ),
@@ -483,16 +521,27 @@ mod tests {
         ];
         for (err, kind, advice) in cases {
             assert_eq!(err.kind(), kind, "{err}");
-            let msg = err.to_string();
-            assert!(msg.contains("the request was not sent"), "{msg}");
-            assert!(msg.contains(advice), "{msg}");
+            assert!(err.to_string().contains(advice), "{err}");
         }
         assert!(fetch_failure().to_string().contains("source()"));
+        let backoff = Error::token_fetch_backing_off(3, Duration::from_millis(1500), &last);
         assert!(
-            Error::token_fetch_timed_out(std::time::Duration::from_secs(30))
-                .to_string()
-                .contains("30s")
+            backoff.to_string().contains("3 time(s) in a row"),
+            "{backoff}"
         );
+        assert!(backoff.to_string().contains("1.5s"), "{backoff}");
+        // The last failure, and its own cause, are the chain under the backoff error.
+        let chain: Vec<String> =
+            std::iter::successors(Some(&backoff as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(chain.len(), 3, "{chain:?}");
+        assert_eq!(chain[2], "503 from the token endpoint");
+        assert!(Error::token_fetch_timed_out(Duration::from_secs(30))
+            .to_string()
+            .contains("30s"));
     }
 
     /// One real error of each kind, made through the public API, and the advice its message
@@ -573,8 +622,8 @@ mod tests {
                 ErrorKind::InvalidToken => &["RFC 6750 b64token", "letters, digits"],
                 ErrorKind::InvalidConfig => &[".token(..)", ".source(..)"],
                 ErrorKind::PlaintextRefused => &["use https", "allow_http(true)"],
-                ErrorKind::TokenFetch => &["was not sent", "source()", "check the token endpoint"],
-                ErrorKind::TokenFetchTimeout => &["was not sent", "after 2s", "fetch_timeout"],
+                ErrorKind::TokenFetch => &["source()", "check the token endpoint"],
+                ErrorKind::TokenFetchTimeout => &["after 2s", "fetch_timeout"],
             };
             let message = err.to_string();
             for advice in advice {

@@ -85,6 +85,9 @@
 //!
 //! # Features
 //!
+//! - `tracing` (default): events for token fetches, failures, backoff, invalidations and
+//!   plaintext refusals, under the target `tower_client_headers`; never a token or a header
+//!   value.
 //! - `reqwest-middleware`: both layers implement `reqwest_middleware::Middleware`, with the
 //!   same rules, reading [`HeaderOverrides`] from the middleware's extensions.
 
@@ -102,6 +105,7 @@ mod error;
 mod origin;
 mod overrides;
 mod token;
+mod trace;
 
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;

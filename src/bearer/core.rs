@@ -113,6 +113,7 @@ impl AuthCore {
 
 #[cold]
 fn plaintext_refused(target: &Target<'_>) -> Error {
+    crate::trace::plaintext_refused(&target.describe());
     Error::new(
         ErrorKind::PlaintextRefused,
         format!(

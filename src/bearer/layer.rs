@@ -1,4 +1,5 @@
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +92,72 @@ impl BearerAuthLayer {
     /// ```
     pub fn builder() -> BearerAuthBuilder {
         BearerAuthBuilder::default()
+    }
+
+    /// Drop the cached token, for every clone of this layer and every service made from it:
+    /// the next request that needs one fetches a new one. For a logout, or a token you know
+    /// was revoked. A fetch already in flight is not stopped. On a fixed-token layer this does
+    /// nothing.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_headers::Error> {
+    /// let fetches = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&fetches);
+    /// let auth = BearerAuthLayer::from_source(move || {
+    ///     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    ///     async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
+    /// });
+    /// auth.refresh().await?; // t1
+    /// auth.invalidate(); // logged out: t1 is gone
+    /// auth.refresh().await?; // t2
+    /// assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn invalidate(&self) {
+        if let Credential::Source(cache) = &self.core.credential {
+            cache.invalidate();
+        }
+    }
+
+    /// Fetch a new token now, for every clone of this layer and every service made from it,
+    /// replacing the cached one even if it is still valid; if a fetch is already in flight,
+    /// wait for that one instead of starting another. It is not held back by the backoff
+    /// after failures. If the fetch fails, a still-valid cached token stays in use and the
+    /// error is returned. On a fixed-token layer it is `Ok(())` at once.
+    ///
+    /// The future does not borrow the layer, so it can be spawned.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TokenFetch`] or [`ErrorKind::TokenFetchTimeout`] if the fetch failed,
+    /// [`ErrorKind::InvalidConfig`] on a tokio runtime without timers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_client_headers::Error> {
+    /// let auth = BearerAuthLayer::from_source(|| async {
+    ///     Ok::<_, BoxError>(Token::new(BearerToken::new("t")?).expires_in(Duration::from_secs(3600)))
+    /// });
+    /// // Warm the cache at start-up, so the first request does not wait for a fetch.
+    /// auth.refresh().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn refresh(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let core = Arc::clone(&self.core);
+        async move {
+            match &core.credential {
+                Credential::Source(cache) => cache.refresh().await,
+                Credential::Fixed(_) => Ok(()),
+            }
+        }
     }
 
     fn with(credential: Credential, origins: Origins, allow_http: bool) -> Self {
@@ -245,10 +312,17 @@ impl BearerAuthBuilder {
         self
     }
 
-    /// Fail a token fetch that takes longer than this (default 30 s); requests waiting for a
-    /// fetch wait no longer than this either. The timeout needs tokio's timer: without a
-    /// runtime the fetch runs inside the request with no timeout, and on a runtime built
-    /// without `enable_time()` fetches fail with [`ErrorKind::InvalidConfig`].
+    /// Fail a token fetch that takes longer than this (default 30 s); no request waits longer
+    /// than this for a token either, from when it began waiting, whatever runtime runs the
+    /// fetch. Without a tokio runtime (`futures::executor::block_on`) the fetch runs inside
+    /// the request and the deadline is kept by a helper thread. On a tokio runtime built
+    /// without `enable_time()` that runtime's fetches fail with [`ErrorKind::InvalidConfig`]
+    /// (other runtimes sharing the layer are unaffected).
+    ///
+    /// tokio cannot be asked whether a runtime has a timer: the first fetch on each runtime
+    /// checks by catching the panic tokio raises without one. It goes through the panic hook
+    /// (one message on stderr) and, **under `panic = "abort"`, aborts the process**: with
+    /// `panic = "abort"`, build runtimes with `enable_time()` or `enable_all()`.
     ///
     /// ```
     /// use std::time::Duration;

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
+#[cfg(feature = "tracing")]
+mod events;
+mod faults;
+
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,
 };
@@ -597,6 +601,16 @@ async fn a_failed_fetch_fails_the_waiters_sends_nothing_and_the_next_request_ret
     }
     assert_eq!(source.fetches(), 1, "both waited for the same fetch");
     assert_eq!(up.calls(), 0);
+    // Right after the failure the backoff holds: the next request fails at once, fetching
+    // nothing, with the failure as its error's source.
+    let err = send(&svc, get(API)).await.expect_err("backing off");
+    assert_eq!(kind(&err), Some(ErrorKind::TokenFetch));
+    let ours = err.downcast_ref::<Error>().expect("our error");
+    let last = std::error::Error::source(ours).expect("the last failure");
+    assert!(last.to_string().contains("token fetch failed"), "{last}");
+    assert_eq!(source.fetches(), 1);
+    // After the first delay (at most a second) the next request retries.
+    tokio::time::advance(SEC).await;
     assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t2"]);
     assert_eq!(source.fetches(), 2);
 }
@@ -667,7 +681,8 @@ async fn a_hung_fetch_times_out_and_sends_nothing() {
     assert_eq!(kind(&err), Some(ErrorKind::TokenFetchTimeout));
     assert_eq!(Instant::now() - before, 3 * SEC);
     assert_eq!(up.calls(), 0);
-    // The next request tries again.
+    // The next request after the backoff tries again.
+    tokio::time::advance(SEC).await;
     let err = send(&svc, get(API)).await.expect_err("timeout");
     assert_eq!(kind(&err), Some(ErrorKind::TokenFetchTimeout));
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
@@ -810,6 +825,7 @@ async fn a_panicking_source_fails_the_request_instead_of_hanging() {
     .layer(Upstream::default().service());
     let err = send(&svc, get(API)).await.expect_err("panicked");
     assert_eq!(kind(&err), Some(ErrorKind::TokenFetch));
+    tokio::time::advance(SEC).await; // the backoff after a failure
     assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t"]);
 }
 
@@ -895,7 +911,8 @@ async fn a_flight_stranded_on_an_idle_runtime_times_out_for_its_waiters() {
         .expect_err("timed out");
     assert_eq!(kind(&err), Some(ErrorKind::TokenFetchTimeout));
     assert_eq!(Instant::now() - before, 3 * SEC);
-    // ...and the stranded fetch no longer blocks the next one.
+    // ...and the stranded fetch no longer blocks the next one (after the backoff).
+    tokio::time::advance(SEC).await;
     assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t1"]);
     idle.shutdown_background();
 }

@@ -1,0 +1,568 @@
+//! The token cache behind [`BearerAuthLayer::from_source`](crate::BearerAuthLayer::from_source):
+//! one cached token shared by every clone of a layer, one fetch at a time, refresh ahead of
+//! expiry in the background, invalidation on `401`, and the rules for when things go wrong
+//! (CONTRACT.md, "Under faults"):
+//!
+//! - after a failed fetch with no usable token, no new fetch before a [backoff](backoff) delay;
+//!   requests inside it fail at once;
+//! - a fetch that outlives the token it refreshes, or its own timeout, is abandoned by the next
+//!   request that finds it overdue ([`flight`]);
+//! - every wait is bounded by the fetch timeout, with or without a runtime ([`timer`]);
+//! - a token that arrives already expired is a failed fetch.
+//!
+//! The state is a small struct behind a `std::sync::RwLock` that is only ever held for a few
+//! field reads or writes, never across an await. The hot path (a valid token outside the
+//! refresh window) takes the read lock, clones a `HeaderValue` (a reference count) and leaves.
+
+mod backoff;
+mod flight;
+mod timer;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::Poll;
+use std::time::Duration;
+
+use http::HeaderValue;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use self::backoff::Backoff;
+use self::flight::{timeout_error, Flight, InFlight};
+use self::timer::{Clock, Deadline, Runtimes};
+use crate::error::Error;
+use crate::token::{Token, TokenSource};
+use crate::trace::{self, Reason};
+
+/// After a failed refresh (the cached token still valid), the next may start half the
+/// remaining lifetime later, but no sooner than this (so retries never speed up as expiry
+/// nears)...
+const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// ...and no later than this.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How often a waiting request starts over when fetches end under it with no outcome (a
+/// runtime shutting down, say) before it gives up.
+const MAX_CANCELLED_FLIGHTS: u32 = 3;
+
+pub(crate) struct TokenCache {
+    shared: Arc<Shared>,
+}
+
+pub(super) struct Shared {
+    source: Box<dyn TokenSource>,
+    refresh_before: Duration,
+    fetch_timeout: Duration,
+    state: RwLock<State>,
+    runtimes: Runtimes,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Cached>,
+    flight: Option<InFlight>,
+    /// After a failed refresh with the token still valid: no new one before this.
+    retry_at: Option<Instant>,
+    /// After failed fetches with no usable token.
+    backoff: Backoff,
+    generations: u64,
+    flights: u64,
+}
+
+#[derive(Clone)]
+pub(super) struct Cached {
+    value: HeaderValue,
+    generation: u64,
+    expires_at: Option<Instant>,
+    refresh_at: Option<Instant>,
+}
+
+pub(super) type Outcome = Result<Cached, Error>;
+
+impl Cached {
+    fn usable(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
+    fn wants_refresh(&self, now: Instant) -> bool {
+        self.refresh_at.is_some_and(|at| now >= at)
+    }
+}
+
+impl State {
+    fn may_start_refresh(&self, now: Instant) -> bool {
+        self.retry_at.is_none_or(|at| now >= at)
+            && self.flight.as_ref().is_none_or(|f| f.overdue(now))
+    }
+
+    fn usable(&self, now: Instant) -> Option<&Cached> {
+        self.current.as_ref().filter(|c| c.usable(now))
+    }
+
+    /// The flight in progress, if it is `id`, taken out of the state (whoever takes it ends it).
+    fn take_flight(&mut self, id: u64) -> Option<InFlight> {
+        if self.flight.as_ref().is_some_and(|f| f.id == id) {
+            self.flight.take()
+        } else {
+            None
+        }
+    }
+
+    /// Give up a flight that outlived its token or its timeout: its waiters start over, its
+    /// task is stopped, and whatever it fetches later is dropped.
+    fn abandon_overdue(&mut self, now: Instant) {
+        if self.flight.as_ref().is_some_and(|f| f.overdue(now)) {
+            if let Some(flight) = self.flight.take() {
+                trace::fetch_abandoned(flight.id);
+                flight.end(None, true);
+            }
+        }
+    }
+
+    /// Start a new flight; it is overdue after the fetch timeout, or when the token it
+    /// refreshes expires, whichever comes first.
+    fn begin(
+        &mut self,
+        shared: &Arc<Shared>,
+        now: Instant,
+        reason: Reason,
+    ) -> (Flight, watch::Receiver<Option<Outcome>>) {
+        self.flights += 1;
+        let id = self.flights;
+        let refreshing = self.usable(now).and_then(|c| c.expires_at);
+        let deadline = match (now.checked_add(shared.fetch_timeout), refreshing) {
+            (Some(timeout), Some(expiry)) => Some(timeout.min(expiry)),
+            (timeout, expiry) => timeout.or(expiry),
+        };
+        let (flight, entry) = Flight::begin(shared, id, deadline);
+        let rx = entry.subscribe();
+        self.flight = Some(entry);
+        trace::fetch_started(id, reason);
+        (flight, rx)
+    }
+
+    /// Store a fetch's result. A token that is already expired counts as a failure; a failure
+    /// keeps a still-valid token and schedules a retry, and otherwise starts the backoff.
+    fn settle(
+        &mut self,
+        fetched: Result<Token, Error>,
+        now: Instant,
+        refresh_before: Duration,
+    ) -> (Outcome, Settled) {
+        let fetched = fetched.and_then(|token| match token.expires_at {
+            Some(at) if at <= now => Err(Error::token_expired_on_arrival()),
+            _ => Ok(token),
+        });
+        match fetched {
+            Ok(token) => {
+                self.generations += 1;
+                let cached = Cached {
+                    value: token.token.header_value().clone(),
+                    generation: self.generations,
+                    expires_at: token.expires_at,
+                    refresh_at: token
+                        .expires_at
+                        .map(|at| refresh_at(now, at, refresh_before)),
+                };
+                self.current = Some(cached.clone());
+                self.retry_at = None;
+                self.backoff.reset();
+                let lifetime = token.expires_at.map(|at| at.saturating_duration_since(now));
+                (Ok(cached), Settled::Fetched(lifetime))
+            }
+            Err(err) => {
+                let settled = if let Some(valid) = self.usable(now) {
+                    let valid_for = valid.expires_at.map(|at| at.saturating_duration_since(now));
+                    let retry_in =
+                        valid_for.map(|left| (left / 2).clamp(MIN_RETRY_DELAY, MAX_RETRY_DELAY));
+                    self.retry_at = retry_in.and_then(|delay| now.checked_add(delay));
+                    Settled::RefreshFailed(err.clone(), valid_for, retry_in)
+                } else {
+                    let (delay, failures) = self.backoff.failed(now, &err);
+                    Settled::Failed(err.clone(), delay, failures)
+                };
+                (Err(err), settled)
+            }
+        }
+    }
+}
+
+/// What [`State::settle`] did, to report once the lock is released.
+enum Settled {
+    Fetched(Option<Duration>),
+    RefreshFailed(Error, Option<Duration>, Option<Duration>),
+    Failed(Error, Duration, u32),
+}
+
+impl Settled {
+    fn report(&self, flight: u64) {
+        match self {
+            Self::Fetched(lifetime) => trace::fetch_succeeded(flight, *lifetime),
+            Self::RefreshFailed(err, valid_for, retry_in) => {
+                trace::refresh_failed(flight, err, *valid_for, *retry_in);
+            }
+            Self::Failed(err, delay, failures) => {
+                trace::fetch_failed(flight, err);
+                trace::backoff_entered(*failures, *delay);
+            }
+        }
+    }
+}
+
+/// Which cached token a request carried, so that a `401` can invalidate exactly that one.
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    generation: u64,
+}
+
+impl Ticket {
+    /// The server rejected this token: forget it, unless it was already replaced.
+    pub(crate) fn invalidate(self) {
+        let mut st = self.shared.write();
+        if st
+            .current
+            .as_ref()
+            .is_some_and(|c| c.generation == self.generation)
+        {
+            st.current = None;
+            st.retry_at = None;
+            drop(st);
+            trace::invalidated_by_response();
+        }
+    }
+}
+
+pub(crate) enum Lookup {
+    Ready(HeaderValue, Ticket),
+    /// No usable token (or a refresh that has to run inside the request): call
+    /// [`TokenCache::acquire`].
+    Wait,
+}
+
+/// What a request waiting for a token does next.
+enum Step {
+    Done(Outcome),
+    /// Wait for flight `id`.
+    Join(u64, watch::Receiver<Option<Outcome>>),
+    /// Start this flight on the runtime, and wait for it.
+    Spawn(Handle, Flight, watch::Receiver<Option<Outcome>>),
+    /// Drive this flight in the request (there is no runtime), and wait for it.
+    Inline(Flight, watch::Receiver<Option<Outcome>>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A request that needs a token: a usable one will do.
+    Acquire,
+    /// `refresh()`: a new token, whatever is cached, ignoring the backoff.
+    Refresh,
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        source: Box<dyn TokenSource>,
+        refresh_before: Duration,
+        fetch_timeout: Duration,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                source,
+                refresh_before,
+                fetch_timeout,
+                state: RwLock::new(State::default()),
+                runtimes: Runtimes::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn refresh_before(&self) -> Duration {
+        self.shared.refresh_before
+    }
+
+    pub(crate) fn fetch_timeout(&self) -> Duration {
+        self.shared.fetch_timeout
+    }
+
+    fn ticket(&self, generation: u64) -> Ticket {
+        Ticket {
+            shared: Arc::clone(&self.shared),
+            generation,
+        }
+    }
+
+    /// The hot path: a usable token now, starting a background refresh if it is due.
+    pub(crate) fn lookup(&self) -> Lookup {
+        let now = {
+            let st = self.shared.read();
+            let Some(c) = &st.current else {
+                return Lookup::Wait;
+            };
+            // A token that never expires is never refreshed either: no need to read the clock.
+            if c.expires_at.is_none() {
+                return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
+            }
+            let now = Instant::now();
+            if !c.usable(now) {
+                return Lookup::Wait;
+            }
+            if !(c.wants_refresh(now) && st.may_start_refresh(now)) {
+                return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
+            }
+            now
+        };
+        // Inside the refresh window: keep using the valid token, refresh in the background.
+        let Ok(handle) = Handle::try_current() else {
+            // No runtime to run it on: the request refreshes inline.
+            return Lookup::Wait;
+        };
+        let timer = self.shared.runtimes.has_timer(&handle);
+        let mut st = self.shared.write();
+        st.abandon_overdue(now);
+        let Some(c) = st.usable(now).cloned() else {
+            return Lookup::Wait;
+        };
+        if timer && c.wants_refresh(now) && st.may_start_refresh(now) {
+            let (flight, _) = st.begin(&self.shared, now, Reason::Refresh);
+            drop(st);
+            self.shared.spawn(&handle, flight);
+        }
+        // Without a timer on this runtime no refresh starts here; the token is used until it
+        // expires, and then this runtime's requests get `InvalidConfig`.
+        Lookup::Ready(c.value, self.ticket(c.generation))
+    }
+
+    /// Wait for a token: join the fetch in flight, or start one. With no tokio runtime the
+    /// request drives the fetch itself. Never waits longer than the fetch timeout.
+    pub(crate) async fn acquire(&self) -> Result<(HeaderValue, Ticket), Error> {
+        let c = self.obtain(Mode::Acquire).await?;
+        Ok((c.value, self.ticket(c.generation)))
+    }
+
+    /// Fetch a new token now (joining a fetch in flight), whatever is cached, ignoring the
+    /// backoff.
+    pub(crate) async fn refresh(&self) -> Result<(), Error> {
+        self.obtain(Mode::Refresh).await.map(drop)
+    }
+
+    /// Forget the cached token; the next request fetches a new one.
+    pub(crate) fn invalidate(&self) {
+        let mut st = self.shared.write();
+        st.current = None;
+        st.retry_at = None;
+        drop(st);
+        trace::invalidated_by_caller();
+    }
+
+    async fn obtain(&self, mode: Mode) -> Result<Cached, Error> {
+        let runtime = Handle::try_current().ok();
+        let timer = runtime
+            .as_ref()
+            .is_some_and(|handle| self.shared.runtimes.has_timer(handle));
+        let clock = if timer { Clock::Tokio } else { Clock::Thread };
+        // One deadline for the whole wait, however many flights it sees end under it.
+        let mut deadline = std::pin::pin!(Deadline::after(self.shared.fetch_timeout, clock));
+        let mut cancelled = 0;
+        let mut first = true;
+        loop {
+            let step = self.step(mode, first, runtime.as_ref(), timer);
+            first = false;
+            let (id, rx, inline) = match step {
+                Step::Done(outcome) => return outcome,
+                Step::Join(id, rx) => (id, rx, None),
+                Step::Spawn(handle, flight, rx) => {
+                    let id = flight.id;
+                    self.shared.spawn(&handle, flight);
+                    (id, rx, None)
+                }
+                Step::Inline(flight, rx) => (flight.id, rx, Some(flight)),
+            };
+            let outcome = self.wait(id, rx, inline, deadline.as_mut()).await;
+            match outcome {
+                Some(Ok(c)) => return Ok(c),
+                Some(Err(err)) => {
+                    // A failed refresh keeps a still-valid token for requests.
+                    if mode == Mode::Acquire {
+                        if let Some(c) = self.shared.read().usable(Instant::now()) {
+                            return Ok(c.clone());
+                        }
+                    }
+                    return Err(err);
+                }
+                // The flight ended with no outcome (cancelled, or abandoned as overdue):
+                // start over, and let one of the waiters fetch.
+                None => {
+                    cancelled += 1;
+                    if cancelled >= MAX_CANCELLED_FLIGHTS {
+                        return Err(Error::token_fetch_cancelled());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait for flight `id`'s outcome (driving it first if it is `inline`), until `deadline`:
+    /// then the flight is timed out for every waiter, unless it ended just then. `None` if it
+    /// ended with no outcome (cancelled, or abandoned as overdue).
+    async fn wait(
+        &self,
+        id: u64,
+        mut rx: watch::Receiver<Option<Outcome>>,
+        inline: Option<Flight>,
+        mut deadline: Pin<&mut Deadline>,
+    ) -> Option<Outcome> {
+        let peek = rx.clone();
+        let mut waiting = std::pin::pin!(async move {
+            if let Some(flight) = inline {
+                // No deadline of its own: this request's bounds it.
+                flight.run(None).await;
+            }
+            rx.wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|o| o.clone())
+        });
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = waiting.as_mut().poll(cx) {
+                return Poll::Ready(outcome);
+            }
+            if deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Time the flight out while an inline one is still alive here: dropping it first
+            // would end it with no outcome.
+            let timeout = timeout_error(self.shared.fetch_timeout);
+            let outcome = self
+                .shared
+                .complete(id, Err(timeout.clone()), true)
+                .or_else(|| peek.borrow().clone())
+                .unwrap_or(Err(timeout));
+            Poll::Ready(Some(outcome))
+        })
+        .await
+    }
+
+    /// Decide, under the lock, what a waiting request does next.
+    fn step(&self, mode: Mode, first: bool, runtime: Option<&Handle>, timer: bool) -> Step {
+        let now = Instant::now();
+        let mut st = self.shared.write();
+        st.abandon_overdue(now);
+        let reason = match (mode, st.usable(now)) {
+            (Mode::Acquire, Some(c)) => {
+                // The refresh is due and there is no runtime to run it on (`lookup` spawns it
+                // where there is one): this request refreshes inline.
+                if runtime.is_some() || !(c.wants_refresh(now) && st.may_start_refresh(now)) {
+                    return Step::Done(Ok(c.clone()));
+                }
+                Reason::Refresh
+            }
+            (Mode::Refresh, _) if !first => {
+                // `refresh()` started over after a cancelled flight: a token that arrived
+                // meanwhile is as fresh as it asked for.
+                if let Some(c) = st.usable(now) {
+                    return Step::Done(Ok(c.clone()));
+                }
+                Reason::Requested
+            }
+            (Mode::Refresh, _) => Reason::Requested,
+            (Mode::Acquire, None) => Reason::NoToken,
+        };
+        if let Some(flight) = &st.flight {
+            return Step::Join(flight.id, flight.subscribe());
+        }
+        if mode == Mode::Acquire && matches!(reason, Reason::NoToken) {
+            if let Some(err) = st.backoff.holding(now) {
+                return Step::Done(Err(err.clone()));
+            }
+        }
+        match runtime {
+            Some(handle) if timer => {
+                let (flight, rx) = st.begin(&self.shared, now, reason);
+                Step::Spawn(handle.clone(), flight, rx)
+            }
+            Some(_) => {
+                drop(st);
+                trace::no_timer();
+                Step::Done(Err(no_timer_error()))
+            }
+            None => {
+                let (flight, rx) = st.begin(&self.shared, now, reason);
+                Step::Inline(flight, rx)
+            }
+        }
+    }
+}
+
+fn no_timer_error() -> Error {
+    Error::runtime_without_timer()
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // Nothing panics while holding the lock, but a poisoned lock must not panic us either.
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `flight` on `handle`'s runtime, bounded by the fetch timeout on its clock.
+    fn spawn(self: &Arc<Self>, handle: &Handle, flight: Flight) {
+        let id = flight.id;
+        // Spawned outside the lock: a runtime shutting down drops the task at once, and its
+        // `Drop` takes the lock.
+        let task = handle.spawn(flight.run(Some(Clock::Tokio)));
+        let mut st = self.write();
+        if let Some(entry) = st.flight.as_mut().filter(|f| f.id == id) {
+            entry.set_task(task.abort_handle());
+        }
+    }
+
+    /// End flight `id` with `fetched`, if it is still in progress: store the result, publish
+    /// it to the waiters, and (for a waiter timing it out) stop its task.
+    /// Returns the outcome it published, `None` if the flight had already ended.
+    fn complete(&self, id: u64, fetched: Result<Token, Error>, stop_task: bool) -> Option<Outcome> {
+        let now = Instant::now();
+        let mut st = self.write();
+        // Already ended by someone else, whose outcome stands.
+        let flight = st.take_flight(id)?;
+        let (outcome, settled) = st.settle(fetched, now, self.refresh_before);
+        flight.end(Some(&outcome), stop_task);
+        drop(st);
+        settled.report(id);
+        Some(outcome)
+    }
+
+    /// Flight `id` was dropped before it finished: its waiters start over.
+    fn cancel(&self, id: u64) {
+        let flight = self.write().take_flight(id);
+        if let Some(flight) = flight {
+            flight.end(None, false);
+        }
+    }
+}
+
+/// Start refreshing `min(refresh_before, lifetime / 2)` before expiry, so a short-lived token
+/// is not refreshed on every request.
+fn refresh_at(now: Instant, expires_at: Instant, refresh_before: Duration) -> Instant {
+    let lifetime = expires_at.saturating_duration_since(now);
+    let window = refresh_before.min(lifetime / 2);
+    expires_at.checked_sub(window).unwrap_or(expires_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_window_is_at_most_half_the_lifetime() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(refresh_at(now, now + s(3600), s(60)), now + s(3540));
+        assert_eq!(refresh_at(now, now + s(60), s(60)), now + s(30));
+        assert_eq!(refresh_at(now, now + s(10), s(60)), now + s(5));
+        assert_eq!(refresh_at(now, now, s(60)), now);
+        assert_eq!(refresh_at(now, now + s(100), Duration::ZERO), now + s(100));
+    }
+}

@@ -58,10 +58,12 @@ pub enum ErrorKind {
     /// A request would have carried a credential over plain `http://` to a host that is not
     /// loopback; nothing was sent.
     PlaintextRefused,
-    /// The token source returned an error; it is available through
-    /// [`std::error::Error::source`].
+    /// A token fetch failed: the token source returned an error (this error's
+    /// [`source()`](std::error::Error::source)), panicked, or returned a token that had already
+    /// expired; or the request came during the backoff after such failures (`source()`: the
+    /// last failure). The request was not sent.
     TokenFetch,
-    /// The token source did not answer within the fetch timeout.
+    /// The token source did not answer within the fetch timeout. The request was not sent.
     TokenFetchTimeout,
 }
 

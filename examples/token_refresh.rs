@@ -1,6 +1,6 @@
 //! Refreshing tokens end to end, through an outage: a local OAuth2-style token endpoint
 //! issuing 2-second tokens, an API that answers 401 to unknown or expired tokens, and a client
-//! whose `BearerAuthLayer::from_source` fetches from the endpoint.
+//! whose `BearerAuthLayer` fetches from the endpoint through a token source.
 //!
 //! 1. Normal operation: the first request waits for the first fetch; after that the token is
 //!    refreshed in the background a second before expiry and no request waits.

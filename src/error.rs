@@ -58,10 +58,12 @@ pub enum ErrorKind {
     /// A request would have carried a credential over plain `http://` to a host that is not
     /// loopback; nothing was sent.
     PlaintextRefused,
-    /// A token fetch failed: the token source returned an error (this error's
-    /// [`source()`](std::error::Error::source)), panicked, or returned a token that had already
-    /// expired; or the request came during the backoff after such failures (`source()`: the
-    /// last failure). The request was not sent.
+    /// No token could be had from the token source. Either a fetch failed (the source
+    /// returned an error or panicked, or returned a token that had already expired): the
+    /// source's error is this error's [`source`](std::error::Error::source); or a recent
+    /// failure is being backed off and no fetch was made: this error's `source()` is that
+    /// last failure (another `Error` of this kind, whose own `source()` is the source's
+    /// error). Walk the whole `source()` chain to print the cause. The request was not sent.
     TokenFetch,
     /// The token source did not answer within the fetch timeout. The request was not sent.
     TokenFetchTimeout,
@@ -210,9 +212,9 @@ impl Error {
         Self::with_source(
             ErrorKind::TokenFetch,
             format!(
-                "token fetch failed {failures} time(s) in a row; no new fetch for {delay:.1?} \
-                 (backoff), and requests fail at once until then; the last failure is this \
-                 error's source(); BearerAuthLayer::refresh() tries at once"
+                "token fetch failed {failures} time(s) in a row, so no new fetch is made for \
+                 up to {delay:.1?} after the last failure (backoff); the last failure is this \
+                 error's source(); BearerAuthLayer::refresh() fetches at once regardless"
             ),
             BoxError::from(last.clone()),
         )
@@ -508,7 +510,7 @@ mod tests {
             (
                 Error::token_fetch_backing_off(3, Duration::from_millis(1500), &last),
                 ErrorKind::TokenFetch,
-                "refresh() tries at once",
+                "refresh() fetches at once regardless",
             ),
             (
                 Error::token_fetch_timed_out(Duration::from_secs(30)),

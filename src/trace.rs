@@ -45,13 +45,24 @@ pub(crate) fn fetch_succeeded(flight: u64, lifetime: Option<Duration>) {
     }
 }
 
+/// A fetch succeeded after failures.
+pub(crate) fn recovered(flight: u64, failures: u32) {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        target: "tower_client_headers",
+        flight,
+        failures,
+        "token fetched again after failed fetches; requests go through"
+    );
+}
+
 /// A fetch failed and no usable token is cached: requests get the error.
 pub(crate) fn fetch_failed(flight: u64, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
         flight,
-        error = %Chain(error),
+        error = %Cause(error),
         "token fetch failed"
     );
 }
@@ -67,7 +78,7 @@ pub(crate) fn refresh_failed(
     tracing::warn!(
         target: "tower_client_headers",
         flight,
-        error = %Chain(error),
+        error = %Cause(error),
         valid_for = valid_for.map(tracing::field::debug),
         retry_in = retry_in.map(tracing::field::debug),
         "token refresh failed; the cached token stays in use until it expires"
@@ -86,13 +97,24 @@ pub(crate) fn backoff_entered(failures: u32, delay: Duration) {
 
 /// A fetch that outlived its deadline (the token it refreshed expired, or it ran past the
 /// fetch timeout on a runtime that no longer runs it) was given up.
-pub(crate) fn fetch_abandoned(flight: u64) {
+pub(crate) fn fetch_abandoned(flight: u64, why: crate::bearer::Overdue, running: Duration) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(
-        target: "tower_client_headers",
-        flight,
-        "token fetch abandoned: it outlived its token or its timeout; a new one may start"
-    );
+    match why {
+        crate::bearer::Overdue::TokenExpired => tracing::warn!(
+            target: "tower_client_headers",
+            flight,
+            running = ?running,
+            "token refresh abandoned: still running when the token it refreshes expired; \
+             a new fetch starts"
+        ),
+        crate::bearer::Overdue::TimedOut => tracing::warn!(
+            target: "tower_client_headers",
+            flight,
+            running = ?running,
+            "token fetch abandoned: it ran past the fetch timeout (is its runtime still \
+             running?); a new fetch starts"
+        ),
+    }
 }
 
 pub(crate) fn invalidated_by_response() {
@@ -127,6 +149,25 @@ pub(crate) fn plaintext_refused(target: &dyn fmt::Display) {
         to = %target,
         "refused to send a credential in plain text; nothing was sent"
     );
+}
+
+/// What caused a failed fetch: for our "token fetch failed" errors, the chain below that
+/// message (the source's own error), so events do not repeat their own message.
+#[cfg(feature = "tracing")]
+struct Cause<'a>(&'a Error);
+
+#[cfg(feature = "tracing")]
+impl fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::error::Error::source(self.0) {
+            Some(source)
+                if self.0.kind() == crate::ErrorKind::TokenFetch && !source.is::<Error>() =>
+            {
+                Chain(source).fmt(f)
+            }
+            _ => Chain(self.0).fmt(f),
+        }
+    }
 }
 
 /// An error and its sources, `a: b: c`.

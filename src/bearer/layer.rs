@@ -23,6 +23,22 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`BearerAuth`](BearerAuth#the-inner-service-must-be-clone) for why, and what to do with
 /// middleware that is not `Clone`.
 ///
+/// # When the token source fails
+///
+/// - A failed or timed-out background refresh keeps the still-valid token in use; a later
+///   request retries 1–5 s later.
+/// - With no usable token, the requests waiting for a failed fetch get
+///   [`ErrorKind::TokenFetch`] (or [`ErrorKind::TokenFetchTimeout`]) and nothing is sent.
+///   Then no fetch starts for a backoff delay (1 s doubling to 30 s, jittered down by up to
+///   half, reset by a success): requests inside it fail at once with `TokenFetch`, whose
+///   `source()` is the last failure. Walk the `source()` chain to print the cause.
+/// - No request waits longer than [`fetch_timeout`](BearerAuthBuilder::fetch_timeout); a
+///   refresh still running when its token expires is abandoned and a new fetch starts.
+/// - A token that arrives already expired is a failed fetch, never sent.
+/// - [`refresh`](Self::refresh) fetches now (not held back by the backoff);
+///   [`invalidate`](Self::invalidate) drops the token. With the `tracing` feature, each of
+///   these is an event under the target `tower_client_headers`.
+///
 /// ```
 /// use tower_client_headers::BearerAuthLayer;
 ///
@@ -96,7 +112,8 @@ impl BearerAuthLayer {
 
     /// Drop the cached token, for every clone of this layer and every service made from it:
     /// the next request that needs one fetches a new one. For a logout, or a token you know
-    /// was revoked. A fetch already in flight is not stopped. On a fixed-token layer this does
+    /// was revoked. A fetch already in flight is discarded too (what it brings was asked for
+    /// before): requests waiting on it start a new one. On a fixed-token layer this does
     /// nothing.
     ///
     /// ```
@@ -127,8 +144,9 @@ impl BearerAuthLayer {
     /// Fetch a new token now, for every clone of this layer and every service made from it,
     /// replacing the cached one even if it is still valid; if a fetch is already in flight,
     /// wait for that one instead of starting another. It is not held back by the backoff
-    /// after failures. If the fetch fails, a still-valid cached token stays in use and the
-    /// error is returned. On a fixed-token layer it is `Ok(())` at once.
+    /// after failures, but its own failure counts toward it. If the fetch fails, a
+    /// still-valid cached token stays in use and the error is returned. On a fixed-token
+    /// layer it is `Ok(())` at once.
     ///
     /// The future does not borrow the layer, so it can be spawned.
     ///

@@ -57,6 +57,7 @@ mod future;
 mod layer;
 mod service;
 
+pub(crate) use cache::OverdueReason as Overdue;
 pub use future::ResponseFuture;
 pub use layer::{BearerAuthBuilder, BearerAuthLayer};
 pub use service::BearerAuth;

@@ -53,9 +53,9 @@ impl Backoff {
         (delay, self.failures)
     }
 
-    /// A fetch succeeded.
-    pub(super) fn reset(&mut self) {
-        *self = Self::default();
+    /// A fetch succeeded. Returns how many failures came before it.
+    pub(super) fn reset(&mut self) -> u32 {
+        std::mem::take(self).failures
     }
 }
 

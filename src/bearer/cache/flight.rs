@@ -23,9 +23,20 @@ use super::{Outcome, Shared};
 use crate::error::Error;
 use crate::token::Token;
 
+/// Why a flight can become overdue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overdue {
+    /// It refreshes a token, which expires before the fetch timeout.
+    TokenExpired,
+    /// It ran past the fetch timeout (its runtime no longer runs it).
+    TimedOut,
+}
+
 /// The cache's record of the flight in progress.
 pub(super) struct InFlight {
     pub(super) id: u64,
+    started: Instant,
+    why_overdue: Overdue,
     /// Publishes the outcome; dropping it unsent tells waiters the flight ended without one.
     tx: watch::Sender<Option<Outcome>>,
     /// Past this the flight is overdue and a request may abandon it: its start plus the fetch
@@ -38,6 +49,15 @@ pub(super) struct InFlight {
 impl InFlight {
     pub(super) fn overdue(&self, now: Instant) -> bool {
         self.deadline.is_some_and(|deadline| now >= deadline)
+    }
+
+    pub(super) fn why_overdue(&self) -> Overdue {
+        self.why_overdue
+    }
+
+    /// How long it has been running.
+    pub(super) fn running(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
     }
 
     pub(super) fn subscribe(&self) -> watch::Receiver<Option<Outcome>> {
@@ -76,11 +96,15 @@ impl Flight {
     pub(super) fn begin(
         shared: &Arc<Shared>,
         id: u64,
+        started: Instant,
         deadline: Option<Instant>,
+        why_overdue: Overdue,
     ) -> (Self, InFlight) {
         let (tx, _) = watch::channel(None);
         let entry = InFlight {
             id,
+            started,
+            why_overdue,
             tx,
             deadline,
             task: None,

@@ -1,7 +1,7 @@
 //! The token cache behind [`BearerAuthLayer::from_source`](crate::BearerAuthLayer::from_source):
 //! one cached token shared by every clone of a layer, one fetch at a time, refresh ahead of
 //! expiry in the background, invalidation on `401`, and the rules for when things go wrong
-//! (CONTRACT.md, "Under faults"):
+//! (the crate's rules "under faults"):
 //!
 //! - after a failed fetch with no usable token, no new fetch before a [backoff](backoff) delay;
 //!   requests inside it fail at once;
@@ -30,11 +30,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::backoff::Backoff;
-use self::flight::{timeout_error, Flight, InFlight};
+use self::flight::{timeout_error, Flight, InFlight, Overdue};
 use self::timer::{Clock, Deadline, Runtimes};
 use crate::error::Error;
 use crate::token::{Token, TokenSource};
 use crate::trace::{self, Reason};
+
+pub(crate) use self::flight::Overdue as OverdueReason;
 
 /// After a failed refresh (the cached token still valid), the next may start half the
 /// remaining lifetime later, but no sooner than this (so retries never speed up as expiry
@@ -114,7 +116,7 @@ impl State {
     fn abandon_overdue(&mut self, now: Instant) {
         if self.flight.as_ref().is_some_and(|f| f.overdue(now)) {
             if let Some(flight) = self.flight.take() {
-                trace::fetch_abandoned(flight.id);
+                trace::fetch_abandoned(flight.id, flight.why_overdue(), flight.running(now));
                 flight.end(None, true);
             }
         }
@@ -135,7 +137,11 @@ impl State {
             (Some(timeout), Some(expiry)) => Some(timeout.min(expiry)),
             (timeout, expiry) => timeout.or(expiry),
         };
-        let (flight, entry) = Flight::begin(shared, id, deadline);
+        let why = match (refreshing, deadline) {
+            (Some(expiry), Some(deadline)) if expiry == deadline => Overdue::TokenExpired,
+            _ => Overdue::TimedOut,
+        };
+        let (flight, entry) = Flight::begin(shared, id, now, deadline, why);
         let rx = entry.subscribe();
         self.flight = Some(entry);
         trace::fetch_started(id, reason);
@@ -167,9 +173,9 @@ impl State {
                 };
                 self.current = Some(cached.clone());
                 self.retry_at = None;
-                self.backoff.reset();
+                let failures = self.backoff.reset();
                 let lifetime = token.expires_at.map(|at| at.saturating_duration_since(now));
-                (Ok(cached), Settled::Fetched(lifetime))
+                (Ok(cached), Settled::Fetched(lifetime, failures))
             }
             Err(err) => {
                 let settled = if let Some(valid) = self.usable(now) {
@@ -190,7 +196,8 @@ impl State {
 
 /// What [`State::settle`] did, to report once the lock is released.
 enum Settled {
-    Fetched(Option<Duration>),
+    /// The lifetime, and the failures before this success.
+    Fetched(Option<Duration>, u32),
     RefreshFailed(Error, Option<Duration>, Option<Duration>),
     Failed(Error, Duration, u32),
 }
@@ -198,7 +205,12 @@ enum Settled {
 impl Settled {
     fn report(&self, flight: u64) {
         match self {
-            Self::Fetched(lifetime) => trace::fetch_succeeded(flight, *lifetime),
+            Self::Fetched(lifetime, failures) => {
+                trace::fetch_succeeded(flight, *lifetime);
+                if *failures > 0 {
+                    trace::recovered(flight, *failures);
+                }
+            }
             Self::RefreshFailed(err, valid_for, retry_in) => {
                 trace::refresh_failed(flight, err, *valid_for, *retry_in);
             }
@@ -345,12 +357,18 @@ impl TokenCache {
         self.obtain(Mode::Refresh).await.map(drop)
     }
 
-    /// Forget the cached token; the next request fetches a new one.
+    /// Forget the cached token, and whatever a fetch already in flight brings (it was asked
+    /// for before): the next request fetches a new one. Requests waiting on that fetch start
+    /// over.
     pub(crate) fn invalidate(&self) {
         let mut st = self.shared.write();
         st.current = None;
         st.retry_at = None;
+        let stale = st.flight.take();
         drop(st);
+        if let Some(flight) = stale {
+            flight.end(None, true);
+        }
         trace::invalidated_by_caller();
     }
 

@@ -1,4 +1,4 @@
-//! The token cache when its source fails, hangs or misbehaves (CONTRACT.md, "Under faults"),
+//! The token cache when its source fails, hangs or misbehaves (the crate's rules "under faults"),
 //! through the tower service, on tokio's paused clock unless a test is about having no runtime.
 
 use std::future::Future;
@@ -529,4 +529,35 @@ fn refresh_is_send_and_static_so_it_can_be_spawned() {
     fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}
     let layer = BearerAuthLayer::new("fixed").expect("valid");
     spawnable(layer.refresh());
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalidate_discards_what_a_fetch_already_in_flight_brings() {
+    // A logout while a fetch runs: the token it brings was asked for before the logout.
+    let source = Scripted::new(|n, _| match n {
+        1 => Plan::Token(SEC, None),
+        _ => Plan::Token(Duration::ZERO, None),
+    });
+    let layer = layer_of(&source, SEC, 10 * SEC);
+    let up = Upstream::default();
+    let svc = layer.clone().layer(up.service());
+    let waiting = tokio::spawn({
+        let svc = svc.clone();
+        async move { auth_of(&svc, get(API)).await }
+    });
+    settle().await;
+    tokio::time::advance(500 * MS).await;
+    layer.invalidate();
+    // The waiting request starts over and gets a token fetched after the logout.
+    assert_eq!(waiting.await.expect("task"), ["Bearer t2"]);
+    tokio::time::advance(SEC).await; // fetch 1 would have finished by now
+    settle().await;
+    assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t2"]);
+    assert_eq!(source.fetches(), 2);
+    assert!(up
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .all(|h| h[AUTHORIZATION] != "Bearer t1"));
 }

@@ -13,8 +13,6 @@ use tokio::time::Instant;
 use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
-#[cfg(feature = "tracing")]
-mod events;
 mod faults;
 
 use crate::{

@@ -20,8 +20,9 @@
 //!   to loopback (`127.0.0.0/8`, `::1`, `localhost`: nothing else), unless you allow it.
 //!
 //! Nothing here panics on bad input, nor at `http::HeaderMap`'s capacity: builders return an
-//! [`Error`] naming the header, origin or problem, and no `Debug`, `Display` or error message
-//! contains a token or sensitive value.
+//! [`Error`] naming the header, origin or problem and what to do about it, and no `Debug`,
+//! `Display` or error message contains a token or sensitive value. [`Error::find`] gets ours
+//! out of whatever error a request ends in.
 //!
 //! # Example
 //!

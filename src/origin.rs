@@ -172,7 +172,11 @@ impl Origin {
         let invalid = |problem: &str| {
             Error::new(
                 ErrorKind::InvalidOrigin,
-                format!("invalid origin {}: {problem}", describe(input)),
+                format!(
+                    "invalid origin {}: {problem}; write an origin as scheme://host[:port], \
+                     like https://api.example.com",
+                    describe(input)
+                ),
             )
         };
         // `http::Uri` drops a fragment silently; an origin with one is a mistake worth reporting.

@@ -63,10 +63,13 @@ impl BearerToken {
     /// ```
     pub fn new(token: impl Into<String>) -> Result<Self, Error> {
         let token = token.into();
-        if let Some(problem) = token68_problem(&token) {
+        if let Some(problem) = b64token_problem(&token) {
             return Err(Error::new(
                 ErrorKind::InvalidToken,
-                format!("invalid bearer token: {problem}"),
+                format!(
+                    "invalid bearer token: {problem}; a bearer token (RFC 6750 b64token) is \
+                     letters, digits and -._~+/, then optional `=` padding"
+                ),
             ));
         }
         let mut value = String::with_capacity("Bearer ".len() + token.len());
@@ -75,7 +78,8 @@ impl BearerToken {
         let mut header = HeaderValue::try_from(value).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidToken,
-                "invalid bearer token: not a header value",
+                "invalid bearer token: not a header value; an RFC 6750 b64token is letters, \
+                 digits, -._~+/ and `=` padding at the end",
             )
         })?;
         header.set_sensitive(true);
@@ -108,7 +112,8 @@ impl BearerToken {
         let not_bearer = || {
             Error::new(
                 ErrorKind::InvalidToken,
-                "not an `Authorization: Bearer` credential",
+                "not an `Authorization: Bearer` credential: expected `Bearer`, a space and an \
+                 RFC 6750 b64token",
             )
         };
         let value = value.to_str().map_err(|_| not_bearer())?;
@@ -175,9 +180,9 @@ impl fmt::Debug for BearerToken {
 }
 
 /// Why `s` is not an RFC 6750 `b64token`, or `None` if it is one. The reason never quotes `s`.
-pub(crate) fn token68_problem(s: &str) -> Option<&'static str> {
+pub(crate) fn b64token_problem(s: &str) -> Option<&'static str> {
     if s.is_empty() {
-        return Some("it is empty");
+        return Some("it is empty (check where it was read from)");
     }
     let body = s.trim_end_matches('=');
     if body.is_empty() {
@@ -188,8 +193,18 @@ pub(crate) fn token68_problem(s: &str) -> Option<&'static str> {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
             b'-' | b'.' | b'_' | b'~' | b'+' | b'/' => {}
             b'=' => return Some("`=` may only appear at the end"),
-            b' ' | b'\t' => return Some("it contains whitespace"),
-            b'\r' | b'\n' => return Some("it contains CR or LF"),
+            b' ' | b'\t' => {
+                return Some(
+                    "it contains whitespace (give the token alone, without a `Bearer ` prefix \
+                     or surrounding spaces)",
+                )
+            }
+            b'\r' | b'\n' => {
+                return Some(
+                    "it contains CR or LF (trim the line break a file or an environment \
+                     variable may end with)",
+                )
+            }
             0..=31 | 127 => return Some("it contains a control character"),
             128..=255 => return Some("it contains a non-ASCII character"),
             _ => return Some("it contains a character outside the RFC 6750 token alphabet"),
@@ -303,8 +318,56 @@ impl fmt::Debug for Token {
 /// [`BearerAuthLayer`](crate::BearerAuthLayer) calls `fetch` when it has no valid token, one
 /// fetch at a time however many requests wait, and ahead of expiry in the background.
 ///
-/// Implemented for every `Fn() -> impl Future<Output = Result<Token, E>>` closure; implement it
-/// by hand for a type that holds its own client and credentials:
+/// Implemented for every `Fn() -> impl Future<Output = Result<Token, E>>` closure whose future
+/// is `Send + 'static`, with `E` anything that converts into a [`BoxError`].
+///
+/// # A closure over a shared client
+///
+/// The common case, a closure that posts to a token endpoint with a client and a URL it keeps,
+/// needs three things, each for a reason the compiler states less plainly:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+///
+/// #[derive(serde::Deserialize)]
+/// struct TokenResponse { access_token: String, expires_in: u64 }
+///
+/// let http = reqwest::Client::new(); // cloning it shares one connection pool
+/// let url: Arc<str> = Arc::from("https://idp.example.com/oauth/token");
+///
+/// let source = move || {
+///     // 1. Clone, per call, what the fetch uses. The closure runs once per fetch (it is an
+///     //    `Fn`), so it cannot move what it owns into the future (error E0525, "expected a
+///     //    closure that implements the `Fn` trait, but this closure only implements `FnOnce`").
+///     let (http, url) = (http.clone(), Arc::clone(&url));
+///     // 2. `async move`: the future outlives the call (the fetch runs on a task of its own),
+///     //    so it must own the clones, not borrow from the closure ("lifetime may not live long
+///     //    enough").
+///     async move {
+///         let response: TokenResponse = http
+///             .post(&*url)
+///             .form(&[("grant_type", "client_credentials")])
+///             .send()
+///             .await?
+///             .error_for_status()?
+///             .json()
+///             .await?;
+///         let token = BearerToken::new(response.access_token)?;
+///         // 3. Name the error type. `?` converts each error into the future's error type, and
+///         //    nothing else says what that is (error E0282, "type annotations needed").
+///         Ok::<_, BoxError>(Token::new(token).expires_in(Duration::from_secs(response.expires_in)))
+///     }
+/// };
+/// let auth = BearerAuthLayer::from_source(source);
+/// # let _ = auth;
+/// ```
+///
+/// # A type of your own
+///
+/// Implementing the trait by hand needs no clones: the future [`fetch`](Self::fetch) returns
+/// may borrow `self`, so a type that holds its client and credentials uses them in place:
 ///
 /// ```
 /// use std::future::Future;
@@ -358,16 +421,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token68_accepts_exactly_the_alphabet() {
+    fn b64token_accepts_exactly_the_alphabet() {
         for ok in ["a", "abc123", "A-._~+/", "abc=", "abc==", "x/y+z~", "0"] {
-            assert!(token68_problem(ok).is_none(), "{ok:?}");
+            assert!(b64token_problem(ok).is_none(), "{ok:?}");
             assert!(BearerToken::new(ok).is_ok(), "{ok:?}");
         }
         for bad in [
             "", "=", "==", "a b", "a\tb", "a\r\nb", "a\nb", "a=b", "=a", "\"a\"", "a,b", "é",
             "a\0", "a\x7f", "a;b", "a:b", "tok en",
         ] {
-            assert!(token68_problem(bad).is_some(), "{bad:?}");
+            assert!(b64token_problem(bad).is_some(), "{bad:?}");
             let err = BearerToken::new(bad).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidToken);
         }

@@ -480,7 +480,7 @@ fn write_origin(a: &Authority, trailing_slash: bool) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, written out.
-fn is_token68(s: &str) -> bool {
+fn is_b64token(s: &str) -> bool {
     let mut chars = s.chars().peekable();
     let mut body = 0;
     while let Some(&c) = chars.peek() {
@@ -734,8 +734,8 @@ proptest! {
     /// `BearerToken::new` accepts exactly the `b64token` grammar, never panics, and a token it
     /// accepts is sent as one sensitive `Authorization: Bearer <token>`.
     #[test]
-    fn token_validation_is_the_token68_grammar(s in token_string()) {
-        let expected = is_token68(&s);
+    fn token_validation_is_the_b64token_grammar(s in token_string()) {
+        let expected = is_b64token(&s);
         let token = BearerToken::new(s.clone());
         prop_assert_eq!(token.is_ok(), expected, "{:?}", s);
         if let Err(err) = &token {
@@ -774,11 +774,11 @@ proptest! {
 
 /// The model itself, on a few hand-picked strings.
 #[test]
-fn token68_model_sanity() {
+fn b64token_model_sanity() {
     for ok in ["a", "A-._~+/", "abc==", "0="] {
-        assert!(is_token68(ok), "{ok}");
+        assert!(is_b64token(ok), "{ok}");
     }
     for bad in ["", "=", "a=b", " a", "a b", "é", "a\n"] {
-        assert!(!is_token68(bad), "{bad:?}");
+        assert!(!is_b64token(bad), "{bad:?}");
     }
 }

@@ -151,7 +151,7 @@ fn too_full() -> Error {
     Error::new(
         ErrorKind::TooManyHeaders,
         "the request's header map is full (an http::HeaderMap holds at most 24,576 names): \
-         no room for Authorization, nothing was sent",
+         no room for Authorization, nothing was sent; send fewer headers",
     )
 }
 

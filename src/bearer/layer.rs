@@ -19,7 +19,9 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// request that has no `Authorization` of its own.
 ///
 /// All clones of a layer, and every service made from them, share one token cache.
-/// `Debug` never shows the token.
+/// `Debug` never shows the token. The service it makes needs a `Clone` inner service: see
+/// [`BearerAuth`](BearerAuth#the-inner-service-must-be-clone) for why, and what to do with
+/// middleware that is not `Clone`.
 ///
 /// # When the token source fails
 ///
@@ -386,13 +388,15 @@ impl BearerAuthBuilder {
             (None, None) => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer needs a token or a token source",
+                    "BearerAuthLayer needs a token or a token source: call .token(..) or \
+                     .source(..) on the builder",
                 ))
             }
             (Some(_), Some(_)) => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer takes a token or a token source, not both",
+                    "BearerAuthLayer takes a token or a token source, not both: remove the \
+                     .token(..) or the .source(..) call",
                 ))
             }
         };

@@ -38,6 +38,65 @@ use crate::overrides::HeaderOverrides;
 /// assert_eq!(err.downcast_ref::<Error>().map(Error::kind), Some(ErrorKind::PlaintextRefused));
 /// # Ok(()) }
 /// ```
+///
+/// # The inner service must be `Clone`
+///
+/// A request that has to wait for a token fetch takes the inner service along into its future
+/// (the ready one; `self` keeps a clone), so `BearerAuth<S>` is a [`Service`] only when
+/// `S: Clone`. The bound holds for every request, including those served from the cache
+/// without waiting: which path a request takes is only known at run time. Clients are
+/// `Clone` (hyper-util's `Client`, `tower::service_fn`, tower-http's layers over them), but
+/// some tower middleware is not: `RateLimit`, `BoxService` (use `BoxCloneService`). Put one
+/// *inside* `BearerAuth` and the compiler reports the missing `Service` impl (on `oneshot`,
+/// `ready`, or where a `Service` is expected), not always naming `Clone`:
+///
+/// ```compile_fail
+/// # use http::{Request, Response};
+/// # use std::{convert::Infallible, time::Duration};
+/// # use tower::{service_fn, ServiceBuilder, ServiceExt};
+/// # use tower_client_headers::BearerAuthLayer;
+/// # async fn demo(auth: BearerAuthLayer) {
+/// # let transport = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+/// let client = ServiceBuilder::new()
+///     .layer(auth)
+///     .rate_limit(100, Duration::from_secs(1)) // `RateLimit` is not `Clone`
+///     .service(transport);
+/// // error[E0599]: the method `oneshot` exists for struct `BearerAuth<RateLimit<..>>`,
+/// //               but its trait bounds were not satisfied
+/// client.oneshot(Request::get("https://api.example.com/").body(()).unwrap()).await;
+/// # }
+/// ```
+///
+/// Two fixes. Put the layer that is not `Clone` *outside* `BearerAuth` (before it in
+/// `ServiceBuilder` order), or make it `Clone` with tower's `Buffer`, which runs it on a task
+/// of its own behind a channel (it needs a tokio runtime):
+///
+/// ```
+/// # use http::{Request, Response};
+/// # use std::{convert::Infallible, time::Duration};
+/// # use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+/// # use tower_client_headers::BearerAuthLayer;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let auth = BearerAuthLayer::new("abc")?;
+/// # let transport = service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+/// // 1. Outside: the rate limit counts every request, and `BearerAuth` wraps a `Clone` client.
+/// let mut client = ServiceBuilder::new()
+///     .rate_limit(100, Duration::from_secs(1))
+///     .layer(auth.clone())
+///     .service(transport.clone());
+/// let request = Request::get("https://api.example.com/").body(())?;
+/// client.ready().await?.call(request).await?;
+///
+/// // 2. Inside, behind a `Buffer` (a `Clone` handle to the rate-limited service).
+/// let client = ServiceBuilder::new()
+///     .layer(auth)
+///     .buffer(64)
+///     .rate_limit(100, Duration::from_secs(1))
+///     .service(transport);
+/// client.clone().oneshot(Request::get("https://api.example.com/").body(())?).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct BearerAuth<S> {
     inner: S,

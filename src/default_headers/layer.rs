@@ -150,7 +150,9 @@ impl DefaultHeadersBuilder {
             self.error = Some(Error::new(
                 ErrorKind::InvalidHeaderName,
                 format!(
-                    "invalid header name in header #{} of the builder (not shown)",
+                    "invalid header name in header #{} of the builder (not shown): a name is \
+                     letters, digits and !#$%&'*+-.^_`|~ only; check that the name comes \
+                     before the value",
                     self.calls
                 ),
             ));
@@ -160,8 +162,9 @@ impl DefaultHeadersBuilder {
             self.error = Some(Error::new(
                 ErrorKind::InvalidHeaderValue,
                 format!(
-                    "invalid value for header `{name}`: header values may not contain \
-                     CR, LF or other control characters (value not shown)"
+                    "invalid value for header `{name}` (not shown): header values may not \
+                     contain CR, LF or other control characters; remove them, or encode the \
+                     value (percent-encoding, base64)"
                 ),
             ));
             return self;
@@ -178,7 +181,8 @@ impl DefaultHeadersBuilder {
                 ErrorKind::TooManyHeaders,
                 format!(
                     "too many header names at header #{} of the builder: an http::HeaderMap \
-                     holds at most {MAX_HEADER_NAMES}",
+                     holds at most {MAX_HEADER_NAMES}; use fewer names (several values can \
+                     share one name)",
                     self.calls
                 ),
             ));

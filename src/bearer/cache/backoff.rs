@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::Error;
 
 /// The delay after the first failure, before jitter.
 pub(crate) const INITIAL: Duration = Duration::from_secs(1);
@@ -49,16 +49,7 @@ impl Backoff {
         self.failures = self.failures.saturating_add(1);
         let delay = jitter(delay(self.failures));
         self.until = now.checked_add(delay);
-        self.error = Some(Error::with_source(
-            ErrorKind::TokenFetch,
-            format!(
-                "token fetch failed {} time(s) in a row, so no new fetch is made for up to \
-                 {delay:.1?} after the last failure (backoff); the last failure is this \
-                 error's source",
-                self.failures
-            ),
-            BoxError::from(last.clone()),
-        ));
+        self.error = Some(Error::token_fetch_backing_off(self.failures, delay, last));
         (delay, self.failures)
     }
 
@@ -86,6 +77,7 @@ fn jitter(delay: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn the_delay_doubles_up_to_the_cap() {

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::timer::{before, Clock, Deadline};
 use super::{Outcome, Shared};
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::Error;
 use crate::token::Token;
 
 /// Why a flight can become overdue.
@@ -122,9 +122,11 @@ impl Flight {
     pub(super) async fn run(mut self, clock: Option<Clock>) {
         let shared = Arc::clone(&self.shared);
         let fetch = CatchUnwind(Box::pin(async {
-            shared.source.fetch().await.map_err(|source| {
-                Error::with_source(ErrorKind::TokenFetch, "token fetch failed", source)
-            })
+            shared
+                .source
+                .fetch()
+                .await
+                .map_err(Error::token_fetch_failed)
         }));
         let timeout = shared.fetch_timeout;
         let fetched = match clock {
@@ -147,13 +149,7 @@ impl Drop for Flight {
 }
 
 pub(super) fn timeout_error(timeout: Duration) -> Error {
-    Error::new(
-        ErrorKind::TokenFetchTimeout,
-        format!(
-            "token fetch timed out after {timeout:?}; check the token endpoint, or raise \
-             fetch_timeout"
-        ),
-    )
+    Error::token_fetch_timed_out(timeout)
 }
 
 /// A token source that panics fails its fetch instead of leaving waiters to retry forever.
@@ -166,11 +162,7 @@ impl<F: Future<Output = Result<Token, Error>>> Future for CatchUnwind<F> {
         let fut = self.0.as_mut();
         match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(poll) => poll,
-            Err(_) => Poll::Ready(Err(Error::with_source(
-                ErrorKind::TokenFetch,
-                "token fetch failed: the token source panicked",
-                BoxError::from("token source panicked"),
-            ))),
+            Err(_) => Poll::Ready(Err(Error::token_source_panicked())),
         }
     }
 }

@@ -171,11 +171,7 @@ impl State {
         refresh_before: Duration,
     ) -> (Outcome, Settled) {
         let fetched = fetched.and_then(|token| match token.expires_at {
-            Some(at) if at <= now => Err(Error::new(
-                ErrorKind::TokenFetch,
-                "token fetch failed: the token source returned a token that had already \
-                 expired, so it was not used; check the lifetime the source gives it",
-            )),
+            Some(at) if at <= now => Err(Error::token_expired_on_arrival()),
             _ => Ok(token),
         });
         match fetched {
@@ -461,11 +457,7 @@ impl TokenCache {
                 Some(Ok(_)) => {
                     cancelled += 1;
                     if cancelled >= MAX_CANCELLED_FLIGHTS {
-                        return Err(Error::new(
-                            ErrorKind::TokenFetch,
-                            "token fetch failed: every token fetched had expired before it \
-                             could be used; check the lifetime the token source gives",
-                        ));
+                        return Err(Error::token_expired_before_use());
                     }
                 }
                 Some(Err(err)) => {
@@ -482,11 +474,7 @@ impl TokenCache {
                 None => {
                     cancelled += 1;
                     if cancelled >= MAX_CANCELLED_FLIGHTS {
-                        return Err(Error::new(
-                            ErrorKind::TokenFetch,
-                            "token fetch was cancelled repeatedly before it finished (is the \
-                             runtime shutting down?)",
-                        ));
+                        return Err(Error::token_fetch_cancelled());
                     }
                 }
             }
@@ -603,11 +591,7 @@ impl TokenCache {
 }
 
 fn no_timer_error() -> Error {
-    Error::new(
-        ErrorKind::InvalidConfig,
-        "the token fetch timeout needs tokio's timer, and this runtime has none: build it \
-         with enable_time() or enable_all()",
-    )
+    Error::runtime_without_timer()
 }
 
 impl Shared {

@@ -9,7 +9,9 @@
 mod common;
 
 use axum::extract::State;
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -37,8 +39,8 @@ struct AppState {
 async fn handler(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<common::Received>, (StatusCode, String)> {
-    let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string());
+) -> Result<Json<common::Received>, Response> {
+    let bad_gateway = |e: BoxError| (StatusCode::BAD_GATEWAY, e.to_string()).into_response();
     let mut overrides = HeaderOverrides::new();
     match BearerToken::from_request_headers(&headers) {
         // The caller's token, validated: forwarded for this call only.
@@ -46,7 +48,11 @@ async fn handler(
         // No credential at all: the service's own token.
         Ok(None) => {}
         // A credential we cannot use (`Basic ..`, a malformed token, several values): refuse.
-        Err(e) => return Err((StatusCode::UNAUTHORIZED, e.to_string())),
+        // RFC 6750 section 3: say which scheme we take, and that the token was the problem.
+        Err(e) => {
+            let challenge = [(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)];
+            return Err((StatusCode::UNAUTHORIZED, challenge, e.to_string()).into_response());
+        }
     }
     let request = Request::get(&state.upstream_url)
         .extension(overrides)

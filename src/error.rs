@@ -174,9 +174,8 @@ impl Error {
     pub(crate) fn token_fetch_failed(source: BoxError) -> Self {
         Self::with_source(
             ErrorKind::TokenFetch,
-            "token fetch failed: the token source returned an error (this error's source(); \
-             print the whole chain to see it); check the token endpoint and the credentials \
-             your source sends",
+            "token fetch failed: the token source returned an error (see source()); check the \
+             token endpoint and the credentials your source sends",
             source,
         )
     }
@@ -225,9 +224,13 @@ impl Error {
         Self::with_source(
             ErrorKind::TokenFetch,
             format!(
-                "token fetch failed {failures} time(s) in a row, so no new fetch is made for \
-                 up to {delay:.1?} after the last failure (backoff); the last failure is this \
-                 error's source(); BearerAuthLayer::refresh() fetches at once regardless"
+                "token fetch failed {} in a row (the last failure is this error's source()); \
+                 no new fetch for up to {delay:.1?} after it (backoff); \
+                 BearerAuthLayer::refresh() fetches at once regardless",
+                match failures {
+                    1 => "once".to_owned(),
+                    n => format!("{n} times"),
+                }
             ),
             BoxError::from(last.clone()),
         )
@@ -543,7 +546,7 @@ mod tests {
         assert!(fetch_failure().to_string().contains("source()"));
         let backoff = Error::token_fetch_backing_off(3, Duration::from_millis(1500), &last);
         assert!(
-            backoff.to_string().contains("3 time(s) in a row"),
+            backoff.to_string().contains("3 times in a row"),
             "{backoff}"
         );
         assert!(backoff.to_string().contains("1.5s"), "{backoff}");

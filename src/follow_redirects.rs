@@ -40,7 +40,6 @@ use http::{Extensions, Method, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
 
-use crate::error::{Error, ErrorKind};
 use crate::origin::{Place, Target};
 
 /// reqwest's own default limit.
@@ -132,15 +131,10 @@ impl Middleware for FollowRedirects {
                 None => (without_body(&req), false),
             };
             let response = next.clone().run(req, extensions).await?;
-            let sent_to = Place::of(&Target::from_url(replay.url()));
-            if !sent_to.is(&Target::from_url(response.url())) {
-                return Err(reqwest_middleware::Error::middleware(Error::new(
-                    ErrorKind::InvalidConfig,
-                    "the reqwest client followed a redirect to another origin itself, below \
-                     FollowRedirects and the layers it should go through; build it with \
-                     reqwest::redirect::Policy::none()",
-                )));
+            if let Some(err) = crate::reqwest_mw::redirected_below(replay.url(), &response) {
+                return Err(reqwest_middleware::Error::middleware(err));
             }
+            let sent_to = Place::of(&Target::from_url(replay.url()));
             if hops == self.max {
                 return Ok(response);
             }

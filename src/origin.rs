@@ -392,6 +392,11 @@ impl Origins {
         }
     }
 
+    /// Whether these origins scope a layer (it has some) and `target` is one of them.
+    pub(crate) fn scopes(&self, target: &Target<'_>) -> bool {
+        !self.0.is_empty() && self.allow(target)
+    }
+
     /// Whether a layer scoped to these origins acts on a request to `target`.
     #[inline]
     pub(crate) fn allow(&self, target: &Target<'_>) -> bool {

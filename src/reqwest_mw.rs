@@ -18,8 +18,39 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::bearer::core::{self as auth, Prepared};
-use crate::origin::{OriginId, Target};
+use crate::error::{Error, ErrorKind};
+use crate::origin::{OriginId, Place, Target};
 use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides};
+
+/// If reqwest followed a redirect from `sent` to another origin itself, below the middleware,
+/// the error that says so: origin scoping never saw that hop, and what a layer added went
+/// along. One rule for `FollowRedirects` and both scoped layers.
+pub(crate) fn redirected_below(sent: &reqwest::Url, response: &Response) -> Option<Error> {
+    let from = Target::from_url(sent);
+    let to = Target::from_url(response.url());
+    if Place::of(&from).is(&to) {
+        return None;
+    }
+    crate::trace::hidden_redirect(&from.describe(), &to.describe());
+    Some(Error::new(
+        ErrorKind::InvalidConfig,
+        format!(
+            "the reqwest client followed a redirect from {} to {} itself, below this \
+             crate's middleware, so origin scoping never saw that hop (what the layers added \
+             went along); build the client with reqwest::redirect::Policy::none() and put \
+             FollowRedirects first in the middleware chain",
+            from.describe(),
+            to.describe()
+        ),
+    ))
+}
+
+/// The URL of a request a scoped layer acted on, to check afterwards that reqwest did not
+/// carry it elsewhere. `None` for unscoped layers (they apply to every origin) and for
+/// requests outside the scope (the layer added nothing).
+fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
+    scoped.then(|| req.url().clone())
+}
 
 /// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
 ///
@@ -44,13 +75,16 @@ impl Middleware for DefaultHeadersLayer {
     ) -> Result<Response> {
         // Take the headers out so the URL can be borrowed beside them, without copying either.
         let mut headers = std::mem::take(req.headers_mut());
-        self.session.apply(
-            Target::from_url(req.url()),
-            &mut headers,
-            extensions.get::<HeaderOverrides>(),
-        );
+        let target = Target::from_url(req.url());
+        let watch = scoped_url(self.session.scopes(&target), &req);
+        self.session
+            .apply(target, &mut headers, extensions.get::<HeaderOverrides>());
         *req.headers_mut() = headers;
-        next.run(req, extensions).await
+        let response = next.run(req, extensions).await?;
+        if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {
+            return Err(reqwest_middleware::Error::middleware(err));
+        }
+        Ok(response)
     }
 }
 
@@ -78,6 +112,7 @@ impl Middleware for BearerAuthLayer {
         next: Next<'_>,
     ) -> Result<Response> {
         let mut headers = std::mem::take(req.headers_mut());
+        let watch = scoped_url(self.core.origins.scopes(&Target::from_url(req.url())), &req);
         let prepared = self.core.prepare(
             Target::from_url(req.url()),
             &mut headers,
@@ -111,6 +146,9 @@ impl Middleware for BearerAuthLayer {
             sent_to,
             Some(Target::from_url(response.url())),
         );
+        if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {
+            return Err(reqwest_middleware::Error::middleware(err));
+        }
         Ok(response)
     }
 }

@@ -121,7 +121,16 @@ impl BearerToken {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(not_bearer());
         }
-        Self::new(token.trim_start_matches(' '))
+        let token = token.trim_start_matches(' ');
+        // The caller's credential: say what is wrong with it, not how to build a BearerToken.
+        if b64token_problem(token).is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidToken,
+                "malformed `Authorization: Bearer` credential: the token after `Bearer ` must \
+                 be an RFC 6750 b64token (letters, digits, -._~+/, then optional `=` padding)",
+            ));
+        }
+        Self::new(token)
     }
 
     /// Read a caller's bearer token from an incoming request's headers, as a gateway forwards
@@ -324,7 +333,9 @@ impl fmt::Debug for Token {
 /// # A closure over a shared client
 ///
 /// The common case, a closure that posts to a token endpoint with a client and a URL it keeps,
-/// needs three things, each for a reason the compiler states less plainly:
+/// needs three things, each for a reason the compiler states less plainly (with reqwest, this
+/// example needs its `form` and `json` features; to build the closure in a helper, return
+/// `impl TokenSource`):
 ///
 /// ```
 /// use std::sync::Arc;
@@ -471,6 +482,10 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidToken);
             assert!(!err.to_string().contains("s3cr3t"), "{err}");
         }
+        // About the caller's credential, not about building a BearerToken.
+        let err = read("Bearer not a token").expect_err("whitespace");
+        assert!(err.to_string().contains("after `Bearer `"), "{err}");
+        assert!(!err.to_string().contains("prefix"), "{err}");
         let binary = HeaderValue::from_bytes(b"Bearer \xff").expect("obs-text is a valid value");
         assert!(BearerToken::from_authorization(&binary).is_err());
     }

@@ -170,6 +170,19 @@ impl fmt::Display for Cause<'_> {
     }
 }
 
+/// reqwest followed a redirect to another origin below a scoped layer.
+#[cfg(feature = "reqwest-middleware")]
+pub(crate) fn hidden_redirect(from: &dyn fmt::Display, to: &dyn fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        target: "tower_client_headers",
+        from = %from,
+        to = %to,
+        "the reqwest client followed a redirect to another origin itself, below a scoped \
+         layer: build it with redirect::Policy::none() and put FollowRedirects first"
+    );
+}
+
 /// An error and its sources, `a: b: c`.
 #[cfg(feature = "tracing")]
 pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));

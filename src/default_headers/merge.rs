@@ -57,6 +57,12 @@ impl SessionHeaders {
         }
     }
 
+    /// Whether the layer is scoped to origins and `target` is one of them.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn scopes(&self, target: &Target<'_>) -> bool {
+        self.origins.scopes(target)
+    }
+
     fn policy(&self, name: &HeaderName) -> Policy {
         if self.special.is_empty() {
             return Policy::IfAbsent;

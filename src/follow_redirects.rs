@@ -3,9 +3,9 @@
 //!
 //! reqwest follows redirects on its own, below every middleware: a middleware sees only the
 //! first request, and reqwest carries the headers it added to every hop, stripping only
-//! `Authorization`, `Cookie`, `Proxy-Authorization` and `WWW-Authenticate` when the host
-//! changes. A session header scoped to one origin (`x-api-key`, say) would reach any origin the
-//! server redirects to. So turn reqwest's own following off and follow redirects here, first in
+//! `Authorization`, `Cookie`, `Proxy-Authorization` and `WWW-Authenticate` on a hop whose host
+//! differs from the previous hop's. A session header scoped to one origin (`x-api-key`, say)
+//! would reach any origin the server redirects to, and on A -> B -> B a token too. So turn reqwest's own following off and follow redirects here, first in
 //! the chain, the way tower-http's `FollowRedirectLayer` sits outside the tower layers:
 //!
 //! ```
@@ -36,7 +36,7 @@ use http::header::{
     AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION,
     PROXY_AUTHORIZATION, TRANSFER_ENCODING, WWW_AUTHENTICATE,
 };
-use http::{Extensions, Method, StatusCode};
+use http::{Extensions, HeaderName, HeaderValue, Method, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
 
@@ -59,7 +59,7 @@ const DEFAULT_MAX_REDIRECTS: usize = 10;
 ///   is missing, not a URL or not `http`/`https`, the redirect response itself is returned.
 /// - If reqwest itself followed a redirect to another origin below the middleware (the client
 ///   was not built with `Policy::none()`), the call fails with
-///   [`ErrorKind::InvalidConfig`]: the hop has happened, but the misconfiguration shows at once.
+///   [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig): the hop has happened, but the misconfiguration shows at once.
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -123,6 +123,20 @@ impl Middleware for FollowRedirects {
         next: Next<'_>,
     ) -> Result<Response> {
         let mut hops = 0;
+        // The request's own credentials belong to the origin it was sent to. They are dropped
+        // on a hop elsewhere and put back on a hop back there: otherwise a chain A -> B -> A
+        // would reach A without the caller's `Authorization`, and a layer below would fill in
+        // the service's own token for the caller (a confused deputy).
+        let first = Place::of(&Target::from_url(req.url()));
+        let own: Vec<(HeaderName, HeaderValue)> = OWN_CREDENTIALS
+            .iter()
+            .flat_map(|name| {
+                req.headers()
+                    .get_all(name)
+                    .iter()
+                    .map(move |value| (name.clone(), value.clone()))
+            })
+            .collect();
         loop {
             // The request as it was before the layers below touched it: each hop starts from
             // it, so they decide afresh what the hop carries.
@@ -139,8 +153,15 @@ impl Middleware for FollowRedirects {
                 return Ok(response);
             }
             match next_hop(&response, replay, body_replayable, &sent_to) {
-                Some(next_req) => {
+                Some(mut next_req) => {
                     hops += 1;
+                    if !sent_to.is(&Target::from_url(next_req.url()))
+                        && first.is(&Target::from_url(next_req.url()))
+                    {
+                        for (name, value) in &own {
+                            next_req.headers_mut().append(name.clone(), value.clone());
+                        }
+                    }
                     req = next_req;
                 }
                 None => return Ok(response),
@@ -148,6 +169,9 @@ impl Middleware for FollowRedirects {
         }
     }
 }
+
+/// The request's own credentials, which stay with the origin it was sent to.
+const OWN_CREDENTIALS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
 
 /// The request to send for a redirect response, or `None` when it is not one to follow.
 fn next_hop(
@@ -183,7 +207,7 @@ fn next_hop(
     }
     if !from.is(&Target::from_url(&to)) {
         let headers = req.headers_mut();
-        for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+        for name in OWN_CREDENTIALS.iter().chain([&WWW_AUTHENTICATE]) {
             headers.remove(name);
         }
         headers.remove("cookie2");

@@ -58,6 +58,8 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 /// use reqwest_middleware::ClientBuilder;
 /// use tower_client_headers::DefaultHeadersLayer;
 ///
+/// // Unscoped: these headers go to every origin, so reqwest may follow redirects itself. A
+/// // layer scoped with `.origin(..)` needs the setup shown on `BearerAuthLayer`'s impl.
 /// let session = DefaultHeadersLayer::builder().header("user-agent", "my-app/1.0").build()?;
 /// let client = ClientBuilder::new(reqwest::Client::new()).with(session).build();
 /// # let _ = client;
@@ -96,8 +98,18 @@ impl Middleware for DefaultHeadersLayer {
 /// use reqwest_middleware::ClientBuilder;
 /// use tower_client_headers::BearerAuthLayer;
 ///
+/// use tower_client_headers::FollowRedirects;
+///
 /// let auth = BearerAuthLayer::builder().token("abc").origin("https://api.example.com").build()?;
-/// let client = ClientBuilder::new(reqwest::Client::new()).with(auth).build();
+/// // Scoped layers need reqwest's own redirect following off, and FollowRedirects first.
+/// let reqwest = reqwest::Client::builder()
+///     .redirect(reqwest::redirect::Policy::none())
+///     .build()
+///     .expect("client");
+/// let client = ClientBuilder::new(reqwest)
+///     .with(FollowRedirects::new())
+///     .with(auth)
+///     .build();
 /// # let _ = client;
 /// # Ok::<(), tower_client_headers::Error>(())
 /// ```

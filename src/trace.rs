@@ -203,25 +203,25 @@ impl fmt::Display for Chain<'_> {
 
 /// The text with the userinfo, query and fragment of every `http://` or `https://` URL in it
 /// replaced by `<redacted>`. A token source's error often quotes the token endpoint's URL
-/// (reqwest's do), and client secrets end up in queries and userinfo.
+/// (reqwest's do), and client secrets end up in queries and userinfo. A query or fragment is
+/// redacted up to the next white space, whatever it holds (`,`, `)` and `]` are left unencoded
+/// in queries), and a bracketed IPv6 host is read whole.
 #[cfg(any(feature = "tracing", test))]
 pub(crate) fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = find_url(rest) {
         out.push_str(&rest[..start]);
-        let url_and_more = &rest[start..];
-        let end = url_and_more
-            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ',' | ']'))
-            .unwrap_or(url_and_more.len());
-        let url = &url_and_more[..end];
-        let after_scheme = url.find("://").map_or(0, |i| i + 3);
-        let (scheme, rest_of_url) = url.split_at(after_scheme);
-        out.push_str(scheme);
-        let authority_end = rest_of_url
-            .find(['/', '?', '#'])
-            .unwrap_or(rest_of_url.len());
-        let (authority, path_and_more) = rest_of_url.split_at(authority_end);
+        let url = &rest[start..];
+        let after_scheme = url.find("://").map_or(url.len(), |i| i + 3);
+        out.push_str(&url[..after_scheme]);
+        let tail = &url[after_scheme..];
+        // The authority: up to the first `/`, `?`, `#` or white space (a bracketed host may
+        // hold `:`; a password may hold anything else, so `@` is looked for within it).
+        let authority_end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
         match authority.rfind('@') {
             Some(at) => {
                 out.push_str("<redacted>@");
@@ -229,15 +229,29 @@ pub(crate) fn redact_urls(text: &str) -> String {
             }
             None => out.push_str(authority),
         }
-        match path_and_more.find(['?', '#']) {
-            Some(q) => {
-                out.push_str(&path_and_more[..q]);
-                out.push_str(&path_and_more[q..q + 1]);
+        let tail = &tail[authority_end..];
+        // The path, up to what ends a URL quoted in prose.
+        let path_end = tail
+            .find(|c: char| {
+                matches!(c, '?' | '#' | ')' | '"' | '\'' | '>' | ',' | ']') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..path_end]);
+        let tail = &tail[path_end..];
+        rest = match tail.chars().next() {
+            Some(mark @ ('?' | '#')) => {
+                out.push(mark);
                 out.push_str("<redacted>");
+                let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+                // Keep a closing parenthesis the URL was quoted in.
+                let quoted = &tail[..end];
+                if quoted.ends_with(')') {
+                    out.push(')');
+                }
+                &tail[end..]
             }
-            None => out.push_str(path_and_more),
-        }
-        rest = &url_and_more[end..];
+            _ => tail,
+        };
     }
     out.push_str(rest);
     out
@@ -275,6 +289,25 @@ mod redaction_tests {
             "a http://x/?<redacted> b https://y/p c"
         );
         assert_eq!(redact_urls("no url here"), "no url here");
+        // Characters reqwest leaves unencoded in a query do not end the redaction.
+        for secret in [
+            "scope=read,write&client_secret=S1",
+            "a=)&client_secret=S2",
+            "a=]&s=S3",
+        ] {
+            let text = format!("for url (http://127.0.0.1:8/token?{secret}) next");
+            let out = redact_urls(&text);
+            assert!(!out.contains('S'), "{out}");
+            assert_eq!(out, "for url (http://127.0.0.1:8/token?<redacted>) next");
+        }
+        assert_eq!(
+            redact_urls("url (http://[::1]:41621/token?client_secret=S4)"),
+            "url (http://[::1]:41621/token?<redacted>)"
+        );
+        assert_eq!(
+            redact_urls("http://u:p)w@[::1]/x"),
+            "http://<redacted>@[::1]/x"
+        );
         assert_eq!(redact_urls("https://"), "https://");
         assert_eq!(redact_urls("é https://h/é?s=é"), "é https://h/é?<redacted>");
     }

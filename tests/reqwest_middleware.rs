@@ -367,6 +367,34 @@ async fn with_the_documented_setup_chains_keep_the_callers_token_for_every_statu
 }
 
 #[tokio::test]
+async fn a_callers_own_authorization_is_never_swapped_for_the_services_on_a_chain_back() {
+    // The caller's token sent as the request's own header (`.bearer_auth()`, a proxy forwarding
+    // it as is), not through HeaderOverrides. On A -> B -> A it is dropped at B and must come
+    // back at A: without it, the auth layer would fill in the service's own token.
+    let (a, b) = (Server::start().await, Server::start().await);
+    let client = documented_client(&a, &b);
+    for status in [302, 307] {
+        let b_before = b.hits();
+        let chain = a.redirect(&b.localhost_redirect(&a.url("/echo"), status), status);
+        let (got, sent) = echoed(
+            client
+                .get(chain)
+                .bearer_auth("caller-own")
+                .header("cookie", "own=1"),
+        )
+        .await;
+        assert_eq!(got, reqwest::StatusCode::OK);
+        assert_eq!(sent.all("authorization"), ["Bearer caller-own"], "{status}");
+        assert_eq!(sent.all("cookie"), ["own=1"], "{status}");
+        let at_b = &b.seen()[b_before..];
+        assert!(at_b
+            .iter()
+            .all(|r| !r.headers.has("cookie")
+                && r.headers.all("authorization") != ["Bearer caller-own"]));
+    }
+}
+
+#[tokio::test]
 async fn follow_redirects_drops_the_requests_own_credentials_across_origins_and_stops_at_the_limit()
 {
     let (a, b) = (Server::start().await, Server::start().await);

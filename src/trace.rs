@@ -28,18 +28,25 @@ pub(crate) fn fetch_started(flight: u64, reason: Reason) {
     tracing::debug!(target: "tower_client_headers", flight, reason = ?reason, "token fetch started");
 }
 
-pub(crate) fn fetch_succeeded(flight: u64, lifetime: Option<Duration>) {
+/// A fetch succeeded: the token's lifetime, and when its refresh starts (either may be none).
+pub(crate) fn fetch_succeeded(
+    flight: u64,
+    lifetime: Option<Duration>,
+    refresh_in: Option<Duration>,
+) {
     #[cfg(feature = "tracing")]
     match lifetime {
         Some(lifetime) => tracing::debug!(
             target: "tower_client_headers",
             flight,
             lifetime = ?lifetime,
+            refresh_in = refresh_in.map(tracing::field::debug),
             "token fetched"
         ),
         None => tracing::debug!(
             target: "tower_client_headers",
             flight,
+            refresh_in = refresh_in.map(tracing::field::debug),
             "token fetched (it never expires)"
         ),
     }

@@ -16,6 +16,7 @@ use tower_layer::Layer;
 #[cfg(feature = "tracing")]
 mod events;
 mod faults;
+mod soft_refresh;
 
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,

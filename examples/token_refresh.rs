@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -103,6 +103,7 @@ mod default_headers;
 mod error;
 mod origin;
 mod overrides;
+pub mod sources;
 mod token;
 mod trace;
 

@@ -136,6 +136,24 @@ pub(crate) fn plaintext_refused(target: &dyn fmt::Display) {
     );
 }
 
+/// The token endpoint rotated the refresh token of a `RefreshTokenGrant`: handed to the
+/// `on_rotation` callback (`persisted`), or kept only in memory.
+pub(crate) fn refresh_token_rotated(persisted: bool) {
+    #[cfg(feature = "tracing")]
+    if persisted {
+        tracing::info!(
+            target: "tower_client_headers",
+            "refresh token rotated by the token endpoint; handed to on_rotation"
+        );
+    } else {
+        tracing::warn!(
+            target: "tower_client_headers",
+            "refresh token rotated by the token endpoint and no on_rotation callback is set: \
+             the new one is only in memory, and the old one may no longer work after a restart"
+        );
+    }
+}
+
 /// An error and its sources, `a: b: c`.
 #[cfg(feature = "tracing")]
 pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));

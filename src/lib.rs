@@ -13,6 +13,9 @@
 //!   background before it expires, and dropped after a `401`.
 //! - [`HeaderOverrides`], in a request's extensions, sets or removes session headers (the
 //!   token included) for that one request.
+//! - [`sources`] has ready-made token sources: a token file re-read as it rotates
+//!   (Kubernetes, Vault), and with the `oauth2` feature the OAuth2 client credentials and
+//!   refresh-token grants over the HTTP client you already have.
 //! - Both layers can be scoped to origins (`https://api.example.com`): requests to anywhere
 //!   else pass untouched, so credentials never leak to another host or across a redirect.
 //!   Tokens are never sent over plain `http://` except to loopback, unless you allow it.
@@ -89,6 +92,8 @@
 //!   value.
 //! - `reqwest-middleware`: both layers implement `reqwest_middleware::Middleware`, with the
 //!   same rules, reading [`HeaderOverrides`] from the middleware's extensions.
+//! - `oauth2`: the OAuth2 token sources in [`sources`] (with `reqwest-middleware`, they can
+//!   use a `reqwest::Client`).
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]

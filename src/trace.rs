@@ -138,6 +138,7 @@ pub(crate) fn plaintext_refused(target: &dyn fmt::Display) {
 
 /// The token endpoint rotated the refresh token of a `RefreshTokenGrant`: handed to the
 /// `on_rotation` callback (`persisted`), or kept only in memory.
+#[cfg(feature = "oauth2")]
 pub(crate) fn refresh_token_rotated(persisted: bool) {
     #[cfg(feature = "tracing")]
     if persisted {

@@ -1,6 +1,7 @@
-//! What an operator sees when a token file goes bad: a failed re-read (the file deleted, half
-//! written, emptied) keeps the last good token in use and is reported as a WARN event naming
-//! the file and the problem, never its content; retried every few seconds, not per request.
+//! What an operator sees from the token sources: when a token file goes bad (deleted, half
+//! written, emptied) the last good token stays in use and a WARN event names the file and the
+//! problem, never its content, retried every few seconds, not per request; when a token
+//! endpoint rotates a refresh token, an INFO event (a WARN without an `on_rotation` callback).
 //!
 //! This binary holds one test: a subscriber installed with `set_default` can miss events
 //! whose callsites another test's thread registers at the same moment.
@@ -161,9 +162,59 @@ async fn a_deleted_or_garbage_file_keeps_the_last_token_and_is_reported() {
     reread().await;
     assert_eq!(auth_of(&svc).await, "Bearer t2");
 
+    #[cfg(feature = "oauth2")]
+    rotation(&captured).await;
+
     let all = captured.lines().join("\n");
     assert!(
         !all.contains("s3cr3t"),
-        "file content in the events:\n{all}"
+        "file content or a refresh token in the events:\n{all}"
     );
+}
+
+/// A refresh-token grant whose endpoint rotates the refresh token on every exchange.
+#[cfg(feature = "oauth2")]
+async fn rotation(captured: &Captured) {
+    use tower_client_headers::sources::{RefreshTokenGrant, TokenEndpoint};
+    use tower_client_headers::TokenSource;
+
+    let rotating = service_fn(|req: Request<bytes::Bytes>| async move {
+        let form = String::from_utf8_lossy(req.body()).into_owned();
+        let n: u32 = form
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("refresh_token=s3cr3t-rt-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let body = format!(
+            r#"{{"access_token":"at-{n}","token_type":"Bearer","refresh_token":"s3cr3t-rt-{}"}}"#,
+            n + 1
+        );
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let endpoint = || {
+        TokenEndpoint::builder("https://idp.example.com/token")
+            .client_id("app")
+            .http_service(rotating)
+            .build()
+            .expect("valid")
+    };
+    let unsaved = RefreshTokenGrant::new(endpoint(), "s3cr3t-rt-1");
+    unsaved.fetch().await.expect("a token");
+    let warned = captured.warnings("refresh token rotated");
+    assert_eq!(warned.len(), 1, "{:#?}", captured.lines());
+    assert!(
+        warned[0].contains("no on_rotation callback"),
+        "{}",
+        warned[0]
+    );
+
+    let saved = RefreshTokenGrant::new(endpoint(), "s3cr3t-rt-1").on_rotation(|_| {});
+    saved.fetch().await.expect("a token");
+    saved.fetch().await.expect("a token");
+    let rotated: Vec<_> = captured
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("INFO") && l.contains("refresh token rotated"))
+        .collect();
+    assert_eq!(rotated.len(), 2, "{:#?}", captured.lines());
 }

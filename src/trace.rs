@@ -24,6 +24,8 @@ pub(crate) enum Reason {
 }
 
 pub(crate) fn fetch_started(flight: u64, reason: Reason) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::debug!(target: "tower_client_headers", flight, reason = ?reason, "token fetch started");
 }
@@ -34,6 +36,8 @@ pub(crate) fn fetch_succeeded(
     lifetime: Option<Duration>,
     refresh_in: Option<Duration>,
 ) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     match lifetime {
         Some(lifetime) => tracing::debug!(
@@ -54,6 +58,8 @@ pub(crate) fn fetch_succeeded(
 
 /// A fetch failed and no usable token is cached: requests get the error.
 pub(crate) fn fetch_failed(flight: u64, error: &Error) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
@@ -70,6 +76,8 @@ pub(crate) fn refresh_failed(
     valid_for: Option<Duration>,
     retry_in: Option<Duration>,
 ) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
@@ -82,6 +90,8 @@ pub(crate) fn refresh_failed(
 }
 
 pub(crate) fn backoff_entered(failures: u32, delay: Duration) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
@@ -94,6 +104,8 @@ pub(crate) fn backoff_entered(failures: u32, delay: Duration) {
 /// A fetch that outlived its deadline (the token it refreshed expired, or it ran past the
 /// fetch timeout on a runtime that no longer runs it) was given up.
 pub(crate) fn fetch_abandoned(flight: u64) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
@@ -103,6 +115,8 @@ pub(crate) fn fetch_abandoned(flight: u64) {
 }
 
 pub(crate) fn invalidated_by_response() {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::info!(
         target: "tower_client_headers",
@@ -111,6 +125,8 @@ pub(crate) fn invalidated_by_response() {
 }
 
 pub(crate) fn invalidated_by_caller() {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::info!(
         target: "tower_client_headers",
@@ -119,6 +135,8 @@ pub(crate) fn invalidated_by_caller() {
 }
 
 pub(crate) fn no_timer() {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::error!(
         target: "tower_client_headers",
@@ -128,6 +146,8 @@ pub(crate) fn no_timer() {
 }
 
 pub(crate) fn plaintext_refused(target: &dyn fmt::Display) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "tower_client_headers",
@@ -140,6 +160,8 @@ pub(crate) fn plaintext_refused(target: &dyn fmt::Display) {
 /// `on_rotation` callback (`persisted`), or kept only in memory.
 #[cfg(feature = "oauth2")]
 pub(crate) fn refresh_token_rotated(persisted: bool) {
+    #[cfg(all(test, feature = "tracing"))]
+    tests::ask_every_time();
     #[cfg(feature = "tracing")]
     if persisted {
         tracing::info!(
@@ -173,9 +195,52 @@ impl fmt::Display for Chain<'_> {
 }
 
 #[cfg(all(test, feature = "tracing"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::{BoxError, ErrorKind};
+
+    /// Tests capture these events with `tracing::subscriber::set_default` while other tests
+    /// emit them on other threads. tracing caches, per callsite, whether any subscriber wants
+    /// it; a callsite first hit on a thread with no subscriber just as a test installs its
+    /// own can be cached as unwanted, and that test then misses its events. A global
+    /// subscriber that wants every callsite "sometimes" (and enables nothing), installed
+    /// before any of our callsites is first hit, makes each event ask the current thread's
+    /// subscriber every time.
+    pub(crate) fn ask_every_time() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(AskEveryTime));
+        });
+    }
+
+    struct AskEveryTime;
+
+    impl tracing::Subscriber for AskEveryTime {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+        fn event(&self, _: &tracing::Event<'_>) {}
+
+        fn enter(&self, _: &tracing::span::Id) {}
+
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
 
     #[test]
     fn chain_shows_every_source() {

@@ -485,6 +485,11 @@ async fn scopes_audience_and_resources_are_sent_as_given() {
         .param("audience", "https://api.example.com/")
         .param("resource", "https://a.example/")
         .param("resource", "https://b.example/");
+    let debug = format!("{source:?}");
+    assert!(
+        debug.contains("audience") && !debug.contains("https://a.example/"),
+        "parameter names only (a value may be a credential): {debug}"
+    );
     source.fetch().await.expect("a token");
     let seen = &idp.seen()[0];
     assert_eq!(seen.get("scope"), Some("orders:read orders:write"));

@@ -29,7 +29,9 @@ use crate::origin::Target;
 pub enum ClientAuth {
     /// `client_secret_basic` (the default, which every server must support): HTTP Basic
     /// authentication, `Authorization: Basic base64(client_id:client_secret)`, each
-    /// form-urlencoded first as RFC 6749 asks.
+    /// form-urlencoded first as RFC 6749 asks. Some servers skip that decoding: if one
+    /// refuses an id or secret with characters other than letters, digits and `-._*`, use
+    /// [`ClientSecretPost`](Self::ClientSecretPost).
     #[default]
     ClientSecretBasic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form body.
@@ -282,8 +284,9 @@ impl TokenEndpointBuilder {
     /// another body type, adapt it with `tower::ServiceExt::map_request`. The service is
     /// cloned for each request; it need not be `Sync`.
     ///
-    /// Layers you put on it apply to the token requests too: a timeout, tracing, and not this
-    /// crate's `BearerAuthLayer` (the token endpoint takes client credentials, not the token).
+    /// Layers on it apply to the token requests too (a timeout, tracing). Do not put this
+    /// crate's `BearerAuthLayer` on it: the token endpoint takes client credentials, not the
+    /// token it issues.
     ///
     /// ```
     /// use bytes::Bytes;

@@ -37,6 +37,11 @@ impl Extras {
     fn scope(&self) -> String {
         self.scopes.join(" ")
     }
+
+    /// For `Debug`: the names only, as a value may be a credential (`client_assertion`).
+    fn param_names(&self) -> Vec<&str> {
+        self.params.iter().map(|(name, _)| name.as_str()).collect()
+    }
 }
 
 /// A [`TokenSource`] for the OAuth 2.0 client credentials grant (RFC 6749 section 4.4): a
@@ -164,7 +169,7 @@ impl fmt::Debug for ClientCredentials {
         f.debug_struct("ClientCredentials")
             .field("endpoint", &self.endpoint)
             .field("scopes", &self.extras.scopes)
-            .field("params", &self.extras.params)
+            .field("params", &self.extras.param_names())
             .finish()
     }
 }
@@ -350,7 +355,7 @@ impl fmt::Debug for RefreshTokenGrant {
             .field("endpoint", &self.endpoint)
             .field("refresh_token", &"<redacted>")
             .field("scopes", &self.extras.scopes)
-            .field("params", &self.extras.params)
+            .field("params", &self.extras.param_names())
             .field("on_rotation", &self.on_rotation.is_some())
             .finish()
     }

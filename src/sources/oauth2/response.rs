@@ -171,13 +171,14 @@ impl OAuthError {
         };
         let text = |name: &str| match object.get(name) {
             Some(Value::String(s)) if !s.is_empty() => {
-                Some(redact(&sanitize(s, MAX_DESCRIPTION), secrets))
+                Some(sanitize(&redact(s, secrets), MAX_DESCRIPTION))
             }
             _ => None,
         };
         Some(Self {
             status,
-            code: OAuthErrorCode::from_code(&redact(&sanitize(code, 64), secrets)),
+            // Redacted before it is cut, so that no part of a secret survives the cut.
+            code: OAuthErrorCode::from_code(&sanitize(&redact(code, secrets), 64)),
             description: text("error_description"),
             uri: text("error_uri"),
         })
@@ -505,6 +506,13 @@ mod tests {
         let oauth = OAuthError::find(err.as_ref()).expect("an OAuthError");
         assert_eq!(*oauth.code(), OAuthErrorCode::Other("slow_down".into()));
         assert_eq!(oauth.description(), None);
+        // A secret straddling the cut is still cut out whole.
+        let body = format!(
+            r#"{{"error":"invalid_client","error_description":"{}hunter2"}}"#,
+            "x".repeat(508)
+        );
+        let err = read_body(401, &body).err().expect("an error");
+        assert!(!err.to_string().contains("hunt"), "{err}");
         let long = "x".repeat(2_000);
         let body = format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#);
         let err = read_body(400, &body).err().expect("an error");

@@ -81,8 +81,8 @@ impl TokenFile {
     }
 
     /// Re-read the file this long after each read (default 60 s, as Kubernetes asks of
-    /// clients of projected tokens). Requests never wait for a re-read; a token whose `exp`
-    /// comes sooner is refreshed ahead of it as usual.
+    /// clients of projected tokens; at least 1 s, see [`Token::refresh_in`]). Requests never
+    /// wait for a re-read; a token whose `exp` comes sooner is refreshed ahead of it as usual.
     ///
     /// ```
     /// use std::time::Duration;

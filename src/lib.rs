@@ -14,6 +14,9 @@
 //! - [`HeaderOverrides`], in a request's extensions, sets or removes session headers (the
 //!   token included) for that one request. Its credentials stay with the origin of the first
 //!   request the layers see them on.
+//! - [`sources`] has ready-made token sources: a token file re-read as it rotates
+//!   (Kubernetes, Vault), and with the `oauth2` feature the OAuth2 client credentials and
+//!   refresh-token grants over the HTTP client you already have.
 //! - Both layers can be scoped to origins (`https://api.example.com`): requests to anywhere
 //!   else pass untouched, so with the [layer order](#layer-order) below nothing of ours reaches
 //!   another host, on a redirect hop either. Tokens are never sent over plain `http://` except
@@ -145,6 +148,8 @@
 //!   `FollowRedirects` follows redirects above them.
 //! - `tower-http`: `BearerAuth` reads tower-http 0.7's `RequestUri` from responses, so that with
 //!   a `FollowRedirectLayer` inside it a `401` from another origin leaves the token alone.
+//! - `oauth2`: the OAuth2 token sources in [`sources`] (with `reqwest-middleware`, they can
+//!   use a `reqwest::Client`).
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -159,6 +164,7 @@ mod default_headers;
 mod error;
 mod origin;
 mod overrides;
+pub mod sources;
 mod token;
 mod trace;
 

@@ -393,6 +393,7 @@ impl Origins {
     }
 
     /// Whether these origins scope a layer (it has some) and `target` is one of them.
+    #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn scopes(&self, target: &Target<'_>) -> bool {
         !self.0.is_empty() && self.allow(target)
     }

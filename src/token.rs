@@ -239,6 +239,8 @@ pub(crate) fn b64token_problem(s: &str) -> Option<&'static str> {
 pub struct Token {
     pub(crate) token: BearerToken,
     pub(crate) expires_at: Option<Instant>,
+    /// A soft refresh time: fetch a new token after it, but keep this one until `expires_at`.
+    pub(crate) refresh_at: Option<Instant>,
 }
 
 impl Token {
@@ -255,6 +257,7 @@ impl Token {
         Self {
             token,
             expires_at: None,
+            refresh_at: None,
         }
     }
 
@@ -305,6 +308,73 @@ impl Token {
     pub fn expires_at(&self) -> Option<Instant> {
         self.expires_at
     }
+
+    /// Make the token expire `lifetime` from now if there is one, and never if it is `None`:
+    /// for a lifetime that may be missing, such as an OAuth2 token response's optional
+    /// `expires_in`. `lifetime(Some(d))` is [`expires_in(d)`](Self::expires_in);
+    /// `lifetime(None)` clears an expiry set before.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerToken, Token};
+    ///
+    /// // `expires_in` as a token endpoint may or may not send it.
+    /// let expires_in: Option<u64> = None;
+    /// let token = Token::new(BearerToken::new("abc")?)
+    ///     .lifetime(expires_in.map(Duration::from_secs));
+    /// assert_eq!(token.expires_at(), None);
+    ///
+    /// let token = Token::new(BearerToken::new("abc")?).lifetime(Some(Duration::from_secs(60)));
+    /// assert!(token.expires_at().is_some());
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn lifetime(self, lifetime: Option<Duration>) -> Self {
+        match lifetime {
+            Some(lifetime) => self.expires_in(lifetime),
+            None => self.expires_at_instant(None),
+        }
+    }
+
+    /// Ask for a new token `after` from now (on tokio's clock), but keep using this one until
+    /// it expires, if it ever does: a *soft* refresh time.
+    ///
+    /// For a source that can say when a newer token may exist but not when this one stops
+    /// working (a token file re-read every minute), or that should keep serving its last good
+    /// token while its origin is down. After `after`, requests go on using this token at once
+    /// while one refresh runs in the background; if it fails, this token stays in use and a
+    /// later request tries again after a short delay (1 to 5 s), never more than one refresh
+    /// at a time. A token with an expiry is refreshed at whichever comes first: `after`, or
+    /// the usual window before expiry (see
+    /// [`refresh_before`](crate::BearerAuthBuilder::refresh_before)). A refresh time less than
+    /// a second after the token arrives counts as one second, so that a source is never
+    /// called on every request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerToken, Token};
+    ///
+    /// // Re-read a token file every minute; the token itself does not expire.
+    /// let token = Token::new(BearerToken::new("abc")?).refresh_in(Duration::from_secs(60));
+    /// assert!(token.refresh_at().is_some());
+    /// assert_eq!(token.expires_at(), None);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn refresh_in(mut self, after: Duration) -> Self {
+        self.refresh_at = Instant::now().checked_add(after);
+        self
+    }
+
+    /// When the token asked to be refreshed ([`refresh_in`](Self::refresh_in)), if it did.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerToken, Token};
+    ///
+    /// assert_eq!(Token::new(BearerToken::new("abc")?).refresh_at(), None);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn refresh_at(&self) -> Option<Instant> {
+        self.refresh_at
+    }
 }
 
 impl From<BearerToken> for Token {
@@ -318,6 +388,7 @@ impl fmt::Debug for Token {
         f.debug_struct("Token")
             .field("token", &self.token)
             .field("expires_at", &self.expires_at)
+            .field("refresh_at", &self.refresh_at)
             .finish()
     }
 }

@@ -28,18 +28,25 @@ pub(crate) fn fetch_started(flight: u64, reason: Reason) {
     tracing::debug!(target: "tower_client_headers", flight, reason = ?reason, "token fetch started");
 }
 
-pub(crate) fn fetch_succeeded(flight: u64, lifetime: Option<Duration>) {
+/// A fetch succeeded: the token's lifetime, and when its refresh starts (either may be none).
+pub(crate) fn fetch_succeeded(
+    flight: u64,
+    lifetime: Option<Duration>,
+    refresh_in: Option<Duration>,
+) {
     #[cfg(feature = "tracing")]
     match lifetime {
         Some(lifetime) => tracing::debug!(
             target: "tower_client_headers",
             flight,
             lifetime = ?lifetime,
+            refresh_in = refresh_in.map(tracing::field::debug),
             "token fetched"
         ),
         None => tracing::debug!(
             target: "tower_client_headers",
             flight,
+            refresh_in = refresh_in.map(tracing::field::debug),
             "token fetched (it never expires)"
         ),
     }
@@ -181,6 +188,25 @@ pub(crate) fn hidden_redirect(from: &dyn fmt::Display, to: &dyn fmt::Display) {
         "the reqwest client followed a redirect to another origin itself, below a scoped \
          layer: build it with redirect::Policy::none() and put FollowRedirects first"
     );
+}
+
+/// The token endpoint rotated the refresh token of a `RefreshTokenGrant`: handed to the
+/// `on_rotation` callback (`persisted`), or kept only in memory.
+#[cfg(feature = "oauth2")]
+pub(crate) fn refresh_token_rotated(persisted: bool) {
+    #[cfg(feature = "tracing")]
+    if persisted {
+        tracing::info!(
+            target: "tower_client_headers",
+            "refresh token rotated by the token endpoint; handed to on_rotation"
+        );
+    } else {
+        tracing::warn!(
+            target: "tower_client_headers",
+            "refresh token rotated by the token endpoint and no on_rotation callback is set: \
+             the new one is only in memory, and the old one may no longer work after a restart"
+        );
+    }
 }
 
 /// An error and its sources, `a: b: c`.

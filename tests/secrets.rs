@@ -453,3 +453,67 @@ async fn token_fetch_errors() {
     );
     assert_error_hidden("fetch timeout", err.as_ref());
 }
+
+#[tokio::test]
+async fn token_file_errors() {
+    use tower_client_headers::sources::TokenFile;
+    use tower_client_headers::TokenSource;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("token");
+    let source = TokenFile::new(&path);
+    assert_debug_hidden("TokenFile", &source);
+    for content in [
+        format!("{TOKEN} {PASSWORD}\n"),
+        format!("\"{TOKEN}\""),
+        format!("{TOKEN}\r\nx-injected: {API_KEY}"),
+    ] {
+        std::fs::write(&path, &content).expect("write");
+        let err = source.fetch().await.expect_err("not a token");
+        assert_error_hidden("token file error", err.as_ref());
+    }
+}
+
+/// The OAuth2 sources: the client secret, a refresh token and an extra parameter's value
+/// appear in no `Debug`, and in no error, even when the token endpoint echoes them.
+#[cfg(feature = "oauth2")]
+#[tokio::test]
+async fn oauth2_sources_and_errors() {
+    use tower_client_headers::sources::{ClientCredentials, RefreshTokenGrant, TokenEndpoint};
+    use tower_client_headers::TokenSource;
+
+    let echoing = service_fn(|req: Request<bytes::Bytes>| async move {
+        // Echo the whole request body (secrets included) in the error description.
+        let body = String::from_utf8_lossy(req.body()).into_owned();
+        let response = format!(
+            r#"{{"error":"invalid_client","error_description":"bad {}","error_uri":"https://idp/{}"}}"#,
+            body.replace('"', ""),
+            body.replace('"', "")
+        );
+        let mut response = Response::new(response);
+        *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+        Ok::<_, Infallible>(response)
+    });
+    let builder = TokenEndpoint::builder("https://idp.example.com/token")
+        .client_id("app")
+        .client_secret(PASSWORD)
+        .client_auth(tower_client_headers::sources::ClientAuth::ClientSecretPost)
+        .http_service(echoing);
+    assert_debug_hidden("TokenEndpointBuilder", &builder);
+    let endpoint = builder.build().expect("valid");
+    assert_debug_hidden("TokenEndpoint", &endpoint);
+
+    let cc = ClientCredentials::new(endpoint.clone()).param("client_assertion", API_KEY);
+    assert_debug_hidden("ClientCredentials", &cc);
+    let err = cc.fetch().await.expect_err("invalid_client");
+    // The server echoed the form (secret in it, percent-encoded or not): cut out where it
+    // appears as sent; the extra parameter's value is the caller's to keep out of the server.
+    let text = err.to_string();
+    assert!(!text.contains(PASSWORD), "{text}");
+
+    let grant = RefreshTokenGrant::new(endpoint, TOKEN);
+    assert_debug_hidden("RefreshTokenGrant", &grant);
+    let err = grant.fetch().await.expect_err("invalid_client");
+    let text = err.to_string();
+    assert!(!text.contains(TOKEN) && !text.contains(PASSWORD), "{text}");
+}

@@ -44,6 +44,9 @@ pub(crate) use self::flight::Overdue as OverdueReason;
 const MIN_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// ...and no later than this.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// A token's soft refresh time ([`Token::refresh_in`]) counts from at least this long after
+/// it arrives, so a source that asks for an immediate refresh is not called on every request.
+const MIN_SOFT_REFRESH: Duration = Duration::from_secs(1);
 /// How often a waiting request starts over when fetches end under it with no outcome (a
 /// runtime shutting down, say) before it gives up.
 const MAX_CANCELLED_FLIGHTS: u32 = 3;
@@ -191,9 +194,7 @@ impl State {
                     value: token.token.header_value().clone(),
                     generation: self.generations,
                     expires_at: token.expires_at,
-                    refresh_at: token
-                        .expires_at
-                        .map(|at| refresh_at(now, at, refresh_before)),
+                    refresh_at: refresh_time(now, &token, refresh_before),
                 };
                 self.current = Some(cached.clone());
                 if no_later {
@@ -203,14 +204,21 @@ impl State {
                 }
                 let failures = self.backoff.reset();
                 let lifetime = token.expires_at.map(|at| at.saturating_duration_since(now));
-                (Ok(cached), Settled::Fetched(lifetime, failures))
+                let refresh_in = cached
+                    .refresh_at
+                    .map(|at| at.saturating_duration_since(now));
+                (Ok(cached), Settled::Fetched(lifetime, refresh_in, failures))
             }
             Err(err) => {
                 let settled = if let Some(valid) = self.usable(now) {
                     let valid_for = valid.expires_at.map(|at| at.saturating_duration_since(now));
-                    let retry_in =
-                        valid_for.map(|left| (left / 2).clamp(MIN_RETRY_DELAY, MAX_RETRY_DELAY));
-                    self.retry_at = retry_in.and_then(|delay| now.checked_add(delay));
+                    // A token that never expires (one with a soft refresh time) waits the
+                    // longest delay: there is no expiry to get closer to.
+                    let retry_in = valid_for.map_or(MAX_RETRY_DELAY, |left| {
+                        (left / 2).clamp(MIN_RETRY_DELAY, MAX_RETRY_DELAY)
+                    });
+                    self.retry_at = now.checked_add(retry_in);
+                    let retry_in = Some(retry_in);
                     Settled::RefreshFailed(err.clone(), valid_for, retry_in)
                 } else {
                     let (delay, failures) = self.backoff.failed(now, &err);
@@ -224,8 +232,9 @@ impl State {
 
 /// What [`State::settle`] did, to report once the lock is released.
 enum Settled {
-    /// The lifetime, and the failures before this success.
-    Fetched(Option<Duration>, u32),
+    /// The token's lifetime, when its refresh starts (if they end), and the failures before
+    /// this success.
+    Fetched(Option<Duration>, Option<Duration>, u32),
     RefreshFailed(Error, Option<Duration>, Option<Duration>),
     Failed(Error, Duration, u32),
 }
@@ -233,8 +242,8 @@ enum Settled {
 impl Settled {
     fn report(&self, flight: u64) {
         match self {
-            Self::Fetched(lifetime, failures) => {
-                trace::fetch_succeeded(flight, *lifetime);
+            Self::Fetched(lifetime, refresh_in, failures) => {
+                trace::fetch_succeeded(flight, *lifetime, *refresh_in);
                 if *failures > 0 {
                     trace::recovered(flight, *failures);
                 }
@@ -361,8 +370,9 @@ impl TokenCache {
             let Some(c) = &st.current else {
                 return Lookup::Wait;
             };
-            // A token that never expires is never refreshed either: no need to read the clock.
-            if c.expires_at.is_none() {
+            // A token that never expires and asked for no refresh is never refreshed either: no
+            // need to read the clock.
+            if c.expires_at.is_none() && c.refresh_at.is_none() {
                 return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
             }
             let now = Instant::now();
@@ -676,6 +686,22 @@ impl Shared {
     }
 }
 
+/// When to start refreshing `token`, fetched at `now`: the window before its expiry, or its
+/// soft refresh time (no sooner than [`MIN_SOFT_REFRESH`]), whichever comes first.
+fn refresh_time(now: Instant, token: &Token, refresh_before: Duration) -> Option<Instant> {
+    let hard = token
+        .expires_at
+        .map(|at| refresh_at(now, at, refresh_before));
+    let soft = token.refresh_at.map(|at| {
+        now.checked_add(MIN_SOFT_REFRESH)
+            .map_or(at, |soonest| at.max(soonest))
+    });
+    match (hard, soft) {
+        (Some(hard), Some(soft)) => Some(hard.min(soft)),
+        (hard, soft) => hard.or(soft),
+    }
+}
+
 /// Start refreshing `min(refresh_before, lifetime / 2)` before expiry, so a short-lived token
 /// is not refreshed on every request.
 fn refresh_at(now: Instant, expires_at: Instant, refresh_before: Duration) -> Instant {
@@ -697,5 +723,24 @@ mod tests {
         assert_eq!(refresh_at(now, now + s(10), s(60)), now + s(5));
         assert_eq!(refresh_at(now, now, s(60)), now);
         assert_eq!(refresh_at(now, now + s(100), Duration::ZERO), now + s(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn soft_refresh_time_is_the_sooner_of_the_two_and_at_least_a_second_away() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        let token = || Token::new(crate::BearerToken::new("t").expect("valid"));
+        let at = |t: &Token| refresh_time(now, t, s(60));
+        assert_eq!(at(&token()), None);
+        assert_eq!(at(&token().refresh_in(s(30))), Some(now + s(30)));
+        // Expiring in an hour: the soft time comes first; in 40 s: the window (20 s) does.
+        let t = token().expires_in(s(3600)).refresh_in(s(30));
+        assert_eq!(at(&t), Some(now + s(30)));
+        let t = token().expires_in(s(40)).refresh_in(s(30));
+        assert_eq!(at(&t), Some(now + s(20)));
+        // "Refresh at once" waits a second.
+        assert_eq!(at(&token().refresh_in(Duration::ZERO)), Some(now + s(1)));
+        // A soft time beyond representation: no soft refresh.
+        assert_eq!(at(&token().refresh_in(Duration::MAX)), None);
     }
 }

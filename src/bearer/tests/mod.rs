@@ -14,6 +14,7 @@ use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
 mod faults;
+mod soft_refresh;
 
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,

@@ -1,0 +1,198 @@
+//! [`TokenFile`]: a token read from a file that something else keeps fresh.
+
+use std::fmt;
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use tokio::runtime::Handle;
+use tokio::time::Instant;
+
+use super::jwt;
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::token::{b64token_problem, BearerToken, Token, TokenSource};
+
+/// How often a [`TokenFile`] is re-read by default.
+const DEFAULT_REREAD: Duration = Duration::from_secs(60);
+/// A token file larger than this is refused: tokens are sent in a header, which servers cap
+/// at 8 to 64 KiB.
+const MAX_FILE_SIZE: u64 = 64 * 1024;
+
+/// A [`TokenSource`] that reads the token from a file, such as a Kubernetes projected
+/// service-account token (`/var/run/secrets/tokens/...`) or a Vault agent sink, and re-reads
+/// it every minute (see [`reread_every`](Self::reread_every)).
+///
+/// - Whitespace around the token (a trailing newline) is trimmed, and the rest must be an
+///   RFC 6750 `b64token`.
+/// - If the token is a JWT, its `exp` claim is read (not verified) and the token is never
+///   sent past it. Other tokens have no expiry of their own.
+/// - The file is re-read in the background once its interval has passed, while requests go on
+///   using the token they have ([`Token::refresh_in`]). A re-read that fails (the file deleted,
+///   unreadable, empty or holding something that is not a token) keeps the last good token
+///   in use, up to its `exp` if it has one, is reported as a `WARN` event (`token refresh
+///   failed`, with the path and the reason, never the file's content), and is tried again a
+///   few seconds later. The first read failing is an error for the requests waiting on it.
+/// - After a `401` the file is read again at once.
+///
+/// The file is read on tokio's blocking thread pool (as `tokio::fs` does), so that a slow
+/// filesystem (a stuck network mount) never blocks the runtime's threads and the layer's
+/// `fetch_timeout` still applies; outside a tokio runtime it is read in place.
+///
+/// ```
+/// use tower_client_headers::sources::TokenFile;
+/// use tower_client_headers::BearerAuthLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # let dir = tempfile::tempdir()?;
+/// let path = "/var/run/secrets/tokens/api-token";
+/// # let path = dir.path().join("api-token");
+/// # std::fs::write(&path, "eyJhbGciOi.eyJzdWIi.SflKxw\n")?;
+/// let auth = BearerAuthLayer::builder()
+///     .source(TokenFile::new(path))
+///     .origin("https://api.example.com")
+///     .build()?;
+/// auth.refresh().await?; // read it now: a missing file is an error here
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenFile {
+    path: PathBuf,
+    reread: Duration,
+}
+
+impl TokenFile {
+    /// Create a new [`TokenFile`] reading `path`, re-read every 60 seconds. Nothing is read
+    /// until the first fetch.
+    ///
+    /// ```
+    /// use tower_client_headers::sources::TokenFile;
+    ///
+    /// let source = TokenFile::new("/var/run/secrets/tokens/api-token");
+    /// assert_eq!(source.path(), std::path::Path::new("/var/run/secrets/tokens/api-token"));
+    /// ```
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            reread: DEFAULT_REREAD,
+        }
+    }
+
+    /// Re-read the file this long after each read (default 60 s, as Kubernetes asks of
+    /// clients of projected tokens; at least 1 s, see [`Token::refresh_in`]). Requests never
+    /// wait for a re-read; a token whose `exp` comes sooner is refreshed ahead of it as usual.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::sources::TokenFile;
+    ///
+    /// let source = TokenFile::new("/run/vault/token").reread_every(Duration::from_secs(10));
+    /// # let _ = source;
+    /// ```
+    pub fn reread_every(mut self, interval: Duration) -> Self {
+        self.reread = interval;
+        self
+    }
+
+    /// The file read.
+    ///
+    /// ```
+    /// use tower_client_headers::sources::TokenFile;
+    ///
+    /// assert_eq!(TokenFile::new("token").path().to_str(), Some("token"));
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read(&self) -> Result<Token, Error> {
+        let path = self.path.clone();
+        let (token, exp) = match Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(move || read_token(&path))
+                .await
+                .map_err(|_| {
+                    self.error(
+                        ErrorKind::TokenFetch,
+                        "the read was cancelled (the runtime is shutting down?)",
+                    )
+                })??,
+            Err(_) => read_token(&path)?,
+        };
+        let token = Token::new(token).refresh_in(self.reread);
+        let Some(exp) = exp else {
+            return Ok(token);
+        };
+        match exp.duration_since(SystemTime::now()) {
+            Ok(left) if !left.is_zero() => Ok(match Instant::now().checked_add(left) {
+                Some(at) => token.valid_until(at),
+                None => token,
+            }),
+            _ => Err(self.error(
+                ErrorKind::TokenFetch,
+                "it holds a JWT whose `exp` claim has passed; whatever writes the file has not \
+                 renewed it",
+            )),
+        }
+    }
+
+    fn error(&self, kind: ErrorKind, problem: &str) -> Error {
+        file_error(&self.path, kind, problem)
+    }
+}
+
+fn file_error(path: &Path, kind: ErrorKind, problem: &str) -> Error {
+    Error::new(kind, format!("token file `{}`: {problem}", path.display()))
+}
+
+/// Read, trim and validate the token in `path`, with the expiry of a JWT. Errors name the
+/// path and the problem, never the content.
+fn read_token(path: &Path) -> Result<(BearerToken, Option<SystemTime>), Error> {
+    let io_error = |err: std::io::Error| {
+        Error::with_source(
+            ErrorKind::TokenFetch,
+            format!("token file `{}`: could not read it", path.display()),
+            BoxError::from(err),
+        )
+    };
+    let mut content = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_SIZE + 1).read_to_end(&mut content))
+        .map_err(io_error)?;
+    let invalid = |problem: &str| file_error(path, ErrorKind::InvalidToken, problem);
+    if content.len() as u64 > MAX_FILE_SIZE {
+        return Err(invalid("it is larger than 64 KiB, too large for a token"));
+    }
+    let text = std::str::from_utf8(&content).map_err(|_| invalid("it is not UTF-8 text"))?;
+    let token = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if token.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if let Some(problem) = b64token_problem(token) {
+        return Err(invalid(&format!(
+            "it does not hold a bearer token: {problem}"
+        )));
+    }
+    let exp = jwt::expiry(token);
+    Ok((BearerToken::new(token)?, exp))
+}
+
+impl TokenSource for TokenFile {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Token, BoxError>> + Send + '_>> {
+        Box::pin(async move { self.read().await.map_err(BoxError::from) })
+    }
+}
+
+impl fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("path", &self.path)
+            .field("reread_every", &self.reread)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

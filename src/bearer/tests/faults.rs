@@ -94,6 +94,31 @@ fn layer_of(
 
 const MS: Duration = Duration::from_millis(1);
 
+/// Send one request with `futures::executor::block_on` on a thread of its own: no tokio runtime,
+/// unless `entered` is one to enter (and never run) around it. A wait that is not bounded fails
+/// the test after 20 s instead of hanging it. Returns the outcome and how long it took.
+fn send_blocking<S>(
+    svc: S,
+    entered: Option<tokio::runtime::Runtime>,
+) -> (Result<(), Option<ErrorKind>>, Duration)
+where
+    S: Service<Request<()>, Response = Response<Vec<String>>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _entered = entered.as_ref().map(tokio::runtime::Runtime::enter);
+        let start = std::time::Instant::now();
+        let result = futures::executor::block_on(send(&svc, get(API)));
+        let _ = tx.send((result.map(drop).map_err(|e| kind(&e)), start.elapsed()));
+    });
+    let sent = rx.recv_timeout(Duration::from_secs(20));
+    sent.expect("the request was still waiting after 20 s: its wait was not bounded")
+}
+
 /// One request's fate in a load test.
 #[derive(Clone, Debug)]
 struct Sent {
@@ -360,17 +385,8 @@ fn without_a_runtime_a_request_joining_a_fetch_stranded_elsewhere_is_bounded() {
         assert!(first.as_mut().poll(&mut cx).is_pending());
     }
     // A request with no runtime at all joins it. It must give up after the fetch timeout
-    // (real time: there is no tokio clock here); run it on a thread so a hang fails the test.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let joiner = svc.clone();
-    std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let result = futures::executor::block_on(send(&joiner, get(API)));
-        let _ = tx.send((result.map(drop).map_err(|e| kind(&e)), start.elapsed()));
-    });
-    let (result, waited) = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the request without a runtime hung");
+    // (real time: there is no tokio clock here).
+    let (result, waited) = send_blocking(svc.clone(), None);
     assert_eq!(result, Err(Some(ErrorKind::TokenFetchTimeout)));
     assert!(waited >= timeout, "{waited:?}");
     assert_eq!(source.fetches(), 0);
@@ -387,15 +403,7 @@ fn without_a_runtime_a_hung_inline_fetch_times_out() {
         .build()
         .expect("valid")
         .layer(Upstream::default().service());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let result = futures::executor::block_on(send(&svc, get(API)));
-        let _ = tx.send((result.map(drop).map_err(|e| kind(&e)), start.elapsed()));
-    });
-    let (result, waited) = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the inline fetch hung");
+    let (result, waited) = send_blocking(svc, None);
     assert_eq!(result, Err(Some(ErrorKind::TokenFetchTimeout)));
     assert!(waited >= timeout, "{waited:?}");
     assert_eq!(hang.fetches(), 1);
@@ -624,21 +632,12 @@ fn a_request_under_an_entered_but_undriven_runtime_is_bounded_too() {
         .build()
         .expect("valid")
         .layer(Upstream::default().service());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // A sync adapter: a runtime entered but never run, around a plain executor.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let _entered = rt.enter();
-        let start = std::time::Instant::now();
-        let result = futures::executor::block_on(send(&svc, get(API)));
-        let _ = tx.send((result.map(drop).map_err(|e| kind(&e)), start.elapsed()));
-    });
-    let (result, waited) = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("still waiting: the wait was not bounded");
+    // A sync adapter: a runtime entered but never run, around a plain executor.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (result, waited) = send_blocking(svc, Some(rt));
     assert_eq!(result, Err(Some(ErrorKind::TokenFetchTimeout)));
     assert!(waited >= timeout, "{waited:?}");
 }

@@ -10,7 +10,10 @@
 //!   per name you can make the session override or append instead.
 //! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
 //!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
-//!   background before it expires, and dropped after a `401` from the origin it was sent to.
+//!   background before it expires, and dropped after a `401` from the origin it was sent to
+//!   (or whatever [`invalidate_when`](BearerAuthBuilder::invalidate_when) says rejects it,
+//!   gRPC's `UNAUTHENTICATED` for one); `RetryUnauthorized` sends such a request once more
+//!   with a fresh token.
 //! - [`HeaderOverrides`], in a request's extensions, sets or removes session headers (the
 //!   token included) for that one request. Its credentials stay with the origin of the first
 //!   request the layers see them on.
@@ -167,7 +170,7 @@ mod follow_redirects;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
 
-pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture};
+pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]

@@ -14,6 +14,7 @@ use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
 mod faults;
+mod rejected;
 
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,

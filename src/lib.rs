@@ -133,6 +133,9 @@
 //!
 //! **Retries** go *outside* the auth layer, so that each attempt passes through it and a retry
 //! after a `401` gets the fresh token; inside, a retry replays the token attached before it.
+//! `RetryUnauthorized` (features `retry`, `reqwest-middleware`) is that retry: once, only for
+//! responses marked [`TokenRejected`], `ServiceBuilder::new().retry(RetryUnauthorized::new())`
+//! before `.layer(auth)`, or added before the auth middleware.
 //!
 //! **Proxies.** The loopback exemption reads the request URI, not where the connection goes: a
 //! client sending plain `http://` through a proxy (reqwest honours `HTTP_PROXY` unless built with
@@ -148,6 +151,8 @@
 //!   `FollowRedirects` follows redirects above them.
 //! - `tower-http`: `BearerAuth` reads tower-http 0.7's `RequestUri` from responses, so that with
 //!   a `FollowRedirectLayer` inside it a `401` from another origin leaves the token alone.
+//! - `retry`: `RetryUnauthorized` is a `tower::retry::Policy` (tower 0.5). With
+//!   `reqwest-middleware` it is also a `reqwest_middleware::Middleware`.
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -169,6 +174,8 @@ mod trace;
 mod follow_redirects;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
+#[cfg(any(feature = "retry", feature = "reqwest-middleware"))]
+mod retry;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
@@ -176,4 +183,6 @@ pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]
 pub use follow_redirects::FollowRedirects;
 pub use overrides::HeaderOverrides;
+#[cfg(any(feature = "retry", feature = "reqwest-middleware"))]
+pub use retry::RetryUnauthorized;
 pub use token::{BearerToken, Token, TokenSource};

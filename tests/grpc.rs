@@ -14,9 +14,11 @@
 //!   layer adds nothing. `Client::with_origin(svc, "http://host:port")` gives them the origin.
 #![cfg(feature = "retry")]
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -32,8 +34,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tower::filter::AsyncFilterLayer;
 use tower::ServiceBuilder;
 use tower_client_headers::{
-    BearerAuthLayer, BearerToken, BoxError, DefaultHeadersLayer, RetryUnauthorized, Token,
-    TokenSource,
+    BearerAuthLayer, BoxError, DefaultHeadersLayer, RetryUnauthorized, TokenSource,
 };
 
 /// What the server's interceptor saw and decides.
@@ -105,17 +106,6 @@ async fn start_server(gate: &Gate) -> SocketAddr {
     addr
 }
 
-/// A token source issuing `t1`, `t2`, ..., and its fetch counter.
-fn counting_source() -> (Arc<AtomicUsize>, impl TokenSource) {
-    let fetches = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&fetches);
-    let source = move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-        async move { Ok::<_, BoxError>(Token::new(BearerToken::new(format!("t{n}"))?)) }
-    };
-    (fetches, source)
-}
-
 /// gRPC's `UNAUTHENTICATED` in a trailers-only response.
 fn unauthenticated(_: StatusCode, headers: &HeaderMap) -> bool {
     headers.get("grpc-status").is_some_and(|code| code == "16")
@@ -177,7 +167,7 @@ async fn buffer(
 async fn with_invalidate_when_a_revoked_token_is_dropped_and_the_next_call_gets_a_fresh_one() {
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
-    let (fetches, source) = counting_source();
+    let (fetches, source) = common::counting_source();
     let (session, auth) = layers(&origin, source_auth(&origin, source, true));
     let svc = ServiceBuilder::new()
         .layer(session)
@@ -207,7 +197,7 @@ async fn with_invalidate_when_a_revoked_token_is_dropped_and_the_next_call_gets_
 async fn with_the_default_test_a_grpc_rejection_never_drops_the_token() {
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
-    let (fetches, source) = counting_source();
+    let (fetches, source) = common::counting_source();
     let (session, auth) = layers(&origin, source_auth(&origin, source, false));
     let svc = ServiceBuilder::new()
         .layer(session)
@@ -228,7 +218,7 @@ async fn with_the_default_test_a_grpc_rejection_never_drops_the_token() {
 async fn without_with_origin_a_scoped_layer_sees_no_origin_and_adds_nothing() {
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
-    let (fetches, source) = counting_source();
+    let (fetches, source) = common::counting_source();
     let (session, auth) = layers(&origin, source_auth(&origin, source, true));
     let svc = ServiceBuilder::new()
         .layer(session)
@@ -252,7 +242,7 @@ async fn unary_calls_are_retried_with_a_fresh_token_and_no_caller_sees_unauthent
     let gate = Gate::default();
     *gate.revoke_at.lock().expect("lock") = Some((50, "Bearer t1".to_owned()));
     let origin = format!("http://{}", start_server(&gate).await);
-    let (fetches, source) = counting_source();
+    let (fetches, source) = common::counting_source();
     let (session, auth) = layers(&origin, source_auth(&origin, source, true));
     let svc = ServiceBuilder::new()
         // Outermost: tonic's body in, a cloneable one out (unary calls only).

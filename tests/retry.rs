@@ -10,135 +10,42 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use common::{Seen, Server};
 
-/// One request as the server received it.
-#[derive(Clone, Debug)]
-struct Received {
-    id: String,
-    authorization: Vec<String>,
-    body: String,
-}
-
-#[derive(Default)]
-struct Api {
-    hits: usize,
-    /// On hit `n`, revoke this `Authorization` value (before answering that hit).
-    revoke_at: Vec<(usize, String)>,
-    revoked: HashSet<String>,
-    received: Vec<Received>,
-}
-
-/// A server on `127.0.0.1:0` answering `401` to revoked `Authorization` values and `200`
-/// otherwise, recording every request (`x-id`, `Authorization`, body).
-#[derive(Clone, Default)]
-struct RevokingServer {
-    addr: Option<SocketAddr>,
-    api: Arc<Mutex<Api>>,
-}
-
-impl RevokingServer {
-    async fn start() -> Self {
-        let mut server = Self::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        server.addr = Some(listener.local_addr().expect("local addr"));
-        let api = Arc::clone(&server.api);
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let api = Arc::clone(&api);
-            async move { answer(&api, &headers, body) }
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        server
+/// Every request's sends, by `x-id`, in order.
+fn sends(server: &Server) -> HashMap<String, Vec<Seen>> {
+    let mut sends: HashMap<String, Vec<Seen>> = HashMap::new();
+    for seen in server.seen() {
+        let id = seen.headers.all("x-id").concat();
+        sends.entry(id).or_default().push(seen);
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr.expect("started"))
-    }
-
-    fn revoke(&self, authorization: &str) {
-        let mut api = self.api.lock().expect("lock");
-        api.revoked.insert(authorization.to_owned());
-    }
-
-    fn revoke_at(&self, hit: usize, authorization: &str) {
-        let mut api = self.api.lock().expect("lock");
-        api.revoke_at.push((hit, authorization.to_owned()));
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.api.lock().expect("lock").received.clone()
-    }
-
-    /// Every request's sends, by `x-id`, in order.
-    fn sends(&self) -> HashMap<String, Vec<Received>> {
-        let mut sends: HashMap<String, Vec<Received>> = HashMap::new();
-        for r in self.received() {
-            sends.entry(r.id.clone()).or_default().push(r);
-        }
-        sends
-    }
-}
-
-fn answer(api: &Mutex<Api>, headers: &HeaderMap, body: String) -> axum::response::Response {
-    let mut api = api.lock().expect("lock");
-    api.hits += 1;
-    let hit = api.hits;
-    let due: Vec<String> = api
-        .revoke_at
-        .iter()
-        .filter(|(at, _)| *at == hit)
-        .map(|(_, token)| token.clone())
-        .collect();
-    api.revoked.extend(due);
-    let authorization: Vec<String> = headers
-        .get_all("authorization")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    let rejected = authorization.iter().any(|a| api.revoked.contains(a));
-    let id = headers
-        .get("x-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    api.received.push(Received {
-        id,
-        authorization,
-        body,
-    });
-    if rejected {
-        StatusCode::UNAUTHORIZED.into_response()
-    } else {
-        StatusCode::OK.into_response()
-    }
+    sends
 }
 
 /// What the revocation scenario must end with, whichever client sent it: `requests` requests,
 /// each sent once (with one token, either) or twice, the second time with the fresh token and
 /// the same body after the first carried the revoked one; at least one request was retried.
-fn check_revocation(server: &RevokingServer, requests: usize) {
-    let sends = server.sends();
+fn check_revocation(server: &Server, requests: usize) {
+    let sends = sends(server);
     assert_eq!(sends.len(), requests);
     let mut retried = 0;
     for (id, sent) in &sends {
         match sent.as_slice() {
-            [once] => assert!(
-                once.authorization == ["Bearer t1"] || once.authorization == ["Bearer t2"],
-                "{id}: {:?}",
-                once.authorization
-            ),
+            [once] => {
+                let authorization = once.headers.all("authorization");
+                assert!(
+                    authorization == ["Bearer t1"] || authorization == ["Bearer t2"],
+                    "{id}: {authorization:?}"
+                );
+            }
             [first, again] => {
                 retried += 1;
-                assert_eq!(first.authorization, ["Bearer t1"], "{id}");
+                assert_eq!(first.headers.all("authorization"), ["Bearer t1"], "{id}");
                 assert_eq!(
-                    again.authorization,
+                    again.headers.all("authorization"),
                     ["Bearer t2"],
                     "{id}: the fresh token, alone"
                 );
@@ -205,7 +112,7 @@ mod tower_stack {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revocation_under_load_reaches_no_caller_through_hyper_util() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         server.revoke_at(100, "Bearer t1");
         let (fetches, source) = common::counting_source();
         let svc = stack(BearerAuthLayer::from_source(source));
@@ -243,7 +150,7 @@ mod tower_stack {
 
     #[tokio::test]
     async fn a_fixed_token_401_is_returned_after_one_send_no_loop() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         server.revoke("Bearer fixed");
         let svc = stack(BearerAuthLayer::new("fixed").expect("valid"));
         let response = svc
@@ -252,12 +159,12 @@ mod tower_stack {
             .expect("response");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.extensions().get::<TokenRejected>().is_none());
-        assert_eq!(server.received().len(), 1);
+        assert_eq!(server.hits(), 1);
     }
 
     #[tokio::test]
     async fn per_request_tokens_are_never_retried() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         server.revoke("Bearer mine");
         let (fetches, source) = common::counting_source();
         let svc = stack(BearerAuthLayer::from_source(source));
@@ -266,7 +173,7 @@ mod tower_stack {
             .insert(HeaderOverrides::new().bearer_token(BearerToken::new("mine").expect("valid")));
         let response = svc.oneshot(req).await.expect("response");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(server.received().len(), 1);
+        assert_eq!(server.hits(), 1);
         assert_eq!(fetches.load(Ordering::SeqCst), 0);
     }
 }
@@ -311,7 +218,7 @@ mod reqwest_chain {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revocation_under_load_reaches_no_caller_through_reqwest_middleware() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         server.revoke_at(100, "Bearer t1");
         let (fetches, source) = common::counting_source();
         let client = chain(BearerAuthLayer::from_source(source));
@@ -348,7 +255,7 @@ mod reqwest_chain {
 
     #[tokio::test]
     async fn a_streaming_body_is_sent_once_and_gets_the_rejection_unchanged() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         let (fetches, source) = common::counting_source();
         let client = chain(BearerAuthLayer::from_source(source));
         let warm = post(&client, &server.url("/x"), "0")
@@ -369,9 +276,9 @@ mod reqwest_chain {
             .expect("response");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.extensions().get::<TokenRejected>().is_some());
-        let sends = server.sends();
-        assert_eq!(sends["stream"].len(), 1);
-        assert_eq!(sends["stream"][0].body, "streamed body");
+        let streamed = &sends(&server)["stream"];
+        assert_eq!(streamed.len(), 1);
+        assert_eq!(streamed[0].body, "streamed body");
         // The token was dropped all the same: the next request, with a body that can be
         // cloned, gets the fresh one at once.
         let next = post(&client, &server.url("/x"), "1")
@@ -379,13 +286,13 @@ mod reqwest_chain {
             .await
             .expect("200");
         assert_eq!(next.status(), StatusCode::OK);
-        assert_eq!(server.sends()["1"].len(), 1);
+        assert_eq!(sends(&server)["1"].len(), 1);
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn fixed_and_per_request_tokens_are_never_retried() {
-        let server = RevokingServer::start().await;
+        let server = Server::start().await;
         server.revoke("Bearer fixed");
         server.revoke("Bearer mine");
         let fixed = chain(BearerAuthLayer::new("fixed").expect("valid"));
@@ -405,7 +312,7 @@ mod reqwest_chain {
             .await
             .expect("401");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let sends = server.sends();
+        let sends = sends(&server);
         assert_eq!(sends["fixed"].len(), 1);
         assert_eq!(sends["mine"].len(), 1);
         assert_eq!(fetches.load(Ordering::SeqCst), 0);

@@ -162,6 +162,48 @@ mod tower_stack {
         assert_eq!(server.hits(), 1);
     }
 
+    /// The README's full stack: tower-http's redirect layer outermost, then the retry: a
+    /// rejection on a hop is retried on that hop, and the chain goes on.
+    #[tokio::test]
+    async fn with_the_redirect_layer_outermost_a_rejected_hop_is_retried() {
+        use tower_http::follow_redirect::policy::{
+            clone_body_fn, FilterCredentials, Limited, PolicyExt,
+        };
+        use tower_http::follow_redirect::FollowRedirectLayer;
+
+        let server = Server::start().await;
+        server.revoke("Bearer t1");
+        let (fetches, source) = common::counting_source();
+        let policy = Limited::default()
+            .and::<_, (), ()>(FilterCredentials::new().allow_extension::<HeaderOverrides>())
+            .and::<_, Full<Bytes>, ()>(clone_body_fn(|b: &Full<Bytes>| Some(b.clone())));
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let svc = ServiceBuilder::new()
+            .layer(FollowRedirectLayer::with_policy(policy))
+            .retry(RetryUnauthorized::new())
+            .layer(BearerAuthLayer::from_source(source))
+            .service(client);
+        // 307 keeps the method and the body.
+        let url = server.redirect(&server.url("/echo"), 307);
+        let response = svc.oneshot(post(&url, "1")).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = server.seen();
+        let hops: Vec<(&str, Vec<&str>)> = seen
+            .iter()
+            .map(|s| (s.path.as_str(), s.headers.all("authorization")))
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                ("/redirect", vec!["Bearer t1"]),
+                ("/echo", vec!["Bearer t1"]),
+                ("/echo", vec!["Bearer t2"]),
+            ]
+        );
+        assert!(seen[1..].iter().all(|s| s.body == "body of 1"));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn per_request_tokens_are_never_retried() {
         let server = Server::start().await;
@@ -188,7 +230,8 @@ mod reqwest_chain {
     use hyper::body::Frame;
     use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
     use tower_client_headers::{
-        BearerAuthLayer, BearerToken, HeaderOverrides, RetryUnauthorized, TokenRejected,
+        BearerAuthLayer, BearerToken, FollowRedirects, HeaderOverrides, RetryUnauthorized,
+        TokenRejected,
     };
 
     use super::*;
@@ -287,6 +330,42 @@ mod reqwest_chain {
             .expect("200");
         assert_eq!(next.status(), StatusCode::OK);
         assert_eq!(sends(&server)["1"].len(), 1);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    /// The README's chain: `FollowRedirects` first, then the retry, then the auth middleware.
+    #[tokio::test]
+    async fn with_follow_redirects_first_a_rejected_hop_is_retried() {
+        let server = Server::start().await;
+        server.revoke("Bearer t1");
+        let (fetches, source) = common::counting_source();
+        let reqwest = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let client = ClientBuilder::new(reqwest)
+            .with(FollowRedirects::new())
+            .with(RetryUnauthorized::new())
+            .with(BearerAuthLayer::from_source(source))
+            .build();
+        let url = server.redirect(&server.url("/echo"), 307);
+        let response = post(&client, &url, "1").send().await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = server.seen();
+        let hops: Vec<(&str, Vec<&str>)> = seen
+            .iter()
+            .map(|s| (s.path.as_str(), s.headers.all("authorization")))
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                ("/redirect", vec!["Bearer t1"]),
+                ("/echo", vec!["Bearer t1"]),
+                ("/echo", vec!["Bearer t2"]),
+            ]
+        );
+        assert!(seen[1..].iter().all(|s| s.body == "body of 1"));
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 

@@ -34,7 +34,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tower::filter::AsyncFilterLayer;
 use tower::ServiceBuilder;
 use tower_client_headers::{
-    BearerAuthLayer, BoxError, DefaultHeadersLayer, RetryUnauthorized, TokenSource,
+    BearerAuth, BearerAuthLayer, BoxError, DefaultHeaders, DefaultHeadersLayer, RetryUnauthorized,
+    TokenSource,
 };
 
 /// What the server's interceptor saw and decides.
@@ -111,17 +112,17 @@ fn unauthenticated(_: StatusCode, headers: &HeaderMap) -> bool {
     headers.get("grpc-status").is_some_and(|code| code == "16")
 }
 
-/// The session header and the token, both scoped to the server's origin (plain http is fine:
-/// it is loopback).
-fn layers(origin: &str, auth: BearerAuthLayer) -> (DefaultHeadersLayer, BearerAuthLayer) {
-    let session = DefaultHeadersLayer::builder()
+/// The session header, scoped to the server's origin.
+fn session(origin: &str) -> DefaultHeadersLayer {
+    DefaultHeadersLayer::builder()
         .header("x-client", "grpc-test")
         .origin(origin)
         .build()
-        .expect("valid");
-    (session, auth)
+        .expect("valid")
 }
 
+/// The token (plain http is fine: it is loopback), scoped to the server's origin; with
+/// `grpc`, `UNAUTHENTICATED` rejects it.
 fn source_auth(origin: &str, source: impl TokenSource, grpc: bool) -> BearerAuthLayer {
     let builder = BearerAuthLayer::builder().source(source).origin(origin);
     let builder = if grpc {
@@ -138,6 +139,24 @@ async fn channel(origin: &str) -> Channel {
         .connect()
         .await
         .expect("connect")
+}
+
+/// A Health client over the session and auth layers around a `Channel`, built as the README
+/// says (`with_origin`), or with tonic's `Client::new`.
+async fn client(
+    origin: &str,
+    auth: BearerAuthLayer,
+    with_origin: bool,
+) -> HealthClient<DefaultHeaders<BearerAuth<Channel>>> {
+    let svc = ServiceBuilder::new()
+        .layer(session(origin))
+        .layer(auth)
+        .service(channel(origin).await);
+    if with_origin {
+        HealthClient::with_origin(svc, origin.parse().expect("uri"))
+    } else {
+        HealthClient::new(svc)
+    }
 }
 
 async fn check<T>(client: &mut HealthClient<T>) -> Result<ServingStatus, Status>
@@ -168,12 +187,7 @@ async fn with_invalidate_when_a_revoked_token_is_dropped_and_the_next_call_gets_
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
     let (fetches, source) = common::counting_source();
-    let (session, auth) = layers(&origin, source_auth(&origin, source, true));
-    let svc = ServiceBuilder::new()
-        .layer(session)
-        .layer(auth)
-        .service(channel(&origin).await);
-    let mut client = HealthClient::with_origin(svc, origin.parse().expect("uri"));
+    let mut client = client(&origin, source_auth(&origin, source, true), true).await;
 
     assert_eq!(
         check(&mut client).await.expect("ok"),
@@ -198,12 +212,7 @@ async fn with_the_default_test_a_grpc_rejection_never_drops_the_token() {
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
     let (fetches, source) = common::counting_source();
-    let (session, auth) = layers(&origin, source_auth(&origin, source, false));
-    let svc = ServiceBuilder::new()
-        .layer(session)
-        .layer(auth)
-        .service(channel(&origin).await);
-    let mut client = HealthClient::with_origin(svc, origin.parse().expect("uri"));
+    let mut client = client(&origin, source_auth(&origin, source, false), true).await;
     check(&mut client).await.expect("ok");
     gate.revoke("Bearer t1");
     for _ in 0..3 {
@@ -219,12 +228,7 @@ async fn without_with_origin_a_scoped_layer_sees_no_origin_and_adds_nothing() {
     let gate = Gate::default();
     let origin = format!("http://{}", start_server(&gate).await);
     let (fetches, source) = common::counting_source();
-    let (session, auth) = layers(&origin, source_auth(&origin, source, true));
-    let svc = ServiceBuilder::new()
-        .layer(session)
-        .layer(auth)
-        .service(channel(&origin).await);
-    let mut client = HealthClient::new(svc);
+    let mut client = client(&origin, source_auth(&origin, source, true), false).await;
     let status = check(&mut client).await.expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(
@@ -243,13 +247,12 @@ async fn unary_calls_are_retried_with_a_fresh_token_and_no_caller_sees_unauthent
     *gate.revoke_at.lock().expect("lock") = Some((50, "Bearer t1".to_owned()));
     let origin = format!("http://{}", start_server(&gate).await);
     let (fetches, source) = common::counting_source();
-    let (session, auth) = layers(&origin, source_auth(&origin, source, true));
     let svc = ServiceBuilder::new()
         // Outermost: tonic's body in, a cloneable one out (unary calls only).
         .layer(AsyncFilterLayer::new(buffer))
         .retry(RetryUnauthorized::new())
-        .layer(session)
-        .layer(auth)
+        .layer(session(&origin))
+        .layer(source_auth(&origin, source, true))
         // Innermost: back to tonic's body for the Channel.
         .map_request(|req: http::Request<Full<Bytes>>| req.map(tonic::body::Body::new))
         .service(channel(&origin).await);

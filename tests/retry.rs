@@ -7,10 +7,13 @@
 //! outside the auth layer no caller whose body can be replayed sees a 401, the token source is
 //! asked once for the revocation, and each request reaches the server at most twice, the
 //! second time with the fresh token and the same body.
+#![cfg(any(feature = "retry", feature = "reqwest-middleware"))]
 
 mod common;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use common::{Seen, Server};
@@ -58,13 +61,65 @@ fn check_revocation(server: &Server, requests: usize) {
     assert!(retried >= 1, "the revocation hit requests in flight");
 }
 
+/// After request `1` followed a 307 from `/redirect` to `/echo` with t1 revoked: the
+/// rejected hop was sent again with t2 and the same body, and the chain completed.
+fn check_hop_retried(server: &Server, fetches: &AtomicUsize) {
+    let seen = server.seen();
+    let hops: Vec<(&str, Vec<&str>)> = seen
+        .iter()
+        .map(|s| (s.path.as_str(), s.headers.all("authorization")))
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            ("/redirect", vec!["Bearer t1"]),
+            ("/echo", vec!["Bearer t1"]),
+            ("/echo", vec!["Bearer t2"]),
+        ]
+    );
+    assert!(seen[1..].iter().all(|s| s.body == "body of 1"));
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
 const TASKS: usize = 50;
 const PER_TASK: usize = 10;
 
+/// The load: `TASKS` tasks, each sending `PER_TASK` requests back to back with `send(id)`
+/// (ids `task-i`), while the server revokes t1 on its 100th request. Every caller must get
+/// `200`; then [`check_revocation`].
+async fn revocation_under_load<F, Fut>(server: &Server, fetches: &AtomicUsize, send: F)
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = StatusCode> + Send,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let send = send.clone();
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..PER_TASK {
+                statuses.push(send(format!("{task}-{i}")).await);
+            }
+            statuses
+        });
+    }
+    while let Some(statuses) = tasks.join_next().await {
+        let statuses = statuses.expect("task");
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{statuses:?}"
+        );
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "one fetch for the revocation"
+    );
+    check_revocation(server, TASKS * PER_TASK);
+}
+
 #[cfg(feature = "retry")]
 mod tower_stack {
-    use std::sync::atomic::Ordering;
-
     use bytes::Bytes;
     use http::{Request, Response};
     use http_body_util::Full;
@@ -116,36 +171,15 @@ mod tower_stack {
         server.revoke_at(100, "Bearer t1");
         let (fetches, source) = common::counting_source();
         let svc = stack(BearerAuthLayer::from_source(source));
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in 0..TASKS {
-            let svc = svc.clone();
-            let url = server.url("/items");
-            tasks.spawn(async move {
-                let mut statuses = Vec::new();
-                for i in 0..PER_TASK {
-                    let response = svc
-                        .clone()
-                        .oneshot(post(&url, &format!("{task}-{i}")))
-                        .await
-                        .expect("response");
-                    statuses.push(response.status());
-                }
-                statuses
-            });
-        }
-        while let Some(statuses) = tasks.join_next().await {
-            let statuses = statuses.expect("task");
-            assert!(
-                statuses.iter().all(|s| *s == StatusCode::OK),
-                "{statuses:?}"
-            );
-        }
-        assert_eq!(
-            fetches.load(Ordering::SeqCst),
-            2,
-            "one fetch for the revocation"
-        );
-        check_revocation(&server, TASKS * PER_TASK);
+        let url = server.url("/items");
+        revocation_under_load(&server, &fetches, move |id| {
+            let (svc, url) = (svc.clone(), url.clone());
+            async move {
+                let response = svc.oneshot(post(&url, &id)).await.expect("response");
+                response.status()
+            }
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -187,21 +221,7 @@ mod tower_stack {
         let url = server.redirect(&server.url("/echo"), 307);
         let response = svc.oneshot(post(&url, "1")).await.expect("response");
         assert_eq!(response.status(), StatusCode::OK);
-        let seen = server.seen();
-        let hops: Vec<(&str, Vec<&str>)> = seen
-            .iter()
-            .map(|s| (s.path.as_str(), s.headers.all("authorization")))
-            .collect();
-        assert_eq!(
-            hops,
-            [
-                ("/redirect", vec!["Bearer t1"]),
-                ("/echo", vec!["Bearer t1"]),
-                ("/echo", vec!["Bearer t2"]),
-            ]
-        );
-        assert!(seen[1..].iter().all(|s| s.body == "body of 1"));
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        check_hop_retried(&server, &fetches);
     }
 
     #[tokio::test]
@@ -223,7 +243,6 @@ mod tower_stack {
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_chain {
     use std::convert::Infallible;
-    use std::sync::atomic::Ordering;
 
     use bytes::Bytes;
     use http_body_util::StreamBody;
@@ -265,35 +284,15 @@ mod reqwest_chain {
         server.revoke_at(100, "Bearer t1");
         let (fetches, source) = common::counting_source();
         let client = chain(BearerAuthLayer::from_source(source));
-        let mut tasks = tokio::task::JoinSet::new();
-        for task in 0..TASKS {
-            let client = client.clone();
-            let url = server.url("/items");
-            tasks.spawn(async move {
-                let mut statuses = Vec::new();
-                for i in 0..PER_TASK {
-                    let response = post(&client, &url, &format!("{task}-{i}"))
-                        .send()
-                        .await
-                        .expect("response");
-                    statuses.push(response.status());
-                }
-                statuses
-            });
-        }
-        while let Some(statuses) = tasks.join_next().await {
-            let statuses = statuses.expect("task");
-            assert!(
-                statuses.iter().all(|s| *s == StatusCode::OK),
-                "{statuses:?}"
-            );
-        }
-        assert_eq!(
-            fetches.load(Ordering::SeqCst),
-            2,
-            "one fetch for the revocation"
-        );
-        check_revocation(&server, TASKS * PER_TASK);
+        let url = server.url("/items");
+        revocation_under_load(&server, &fetches, move |id| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let response = post(&client, &url, &id).send().await.expect("response");
+                response.status()
+            }
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -352,21 +351,7 @@ mod reqwest_chain {
         let url = server.redirect(&server.url("/echo"), 307);
         let response = post(&client, &url, "1").send().await.expect("response");
         assert_eq!(response.status(), StatusCode::OK);
-        let seen = server.seen();
-        let hops: Vec<(&str, Vec<&str>)> = seen
-            .iter()
-            .map(|s| (s.path.as_str(), s.headers.all("authorization")))
-            .collect();
-        assert_eq!(
-            hops,
-            [
-                ("/redirect", vec!["Bearer t1"]),
-                ("/echo", vec!["Bearer t1"]),
-                ("/echo", vec!["Bearer t2"]),
-            ]
-        );
-        assert!(seen[1..].iter().all(|s| s.body == "body of 1"));
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        check_hop_retried(&server, &fetches);
     }
 
     #[tokio::test]

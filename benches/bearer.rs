@@ -5,7 +5,12 @@
 //! - `tower_http_auth`: tower-http's `AddAuthorizationLayer::bearer(..).as_sensitive(true)`;
 //! - `fixed`: `BearerAuthLayer::new(token)`;
 //! - `cached`: `BearerAuthLayer::from_source(..)` whose never-expiring token is already cached;
-//! - `cached_expiring`: the same with a token that expires in an hour (the clock is read).
+//! - `cached_expiring`: the same with a token that expires in an hour (the clock is read);
+//! - with the `retry` feature, `cached` behind tower's `Retry` (requests that are not
+//!   rejected): `retry_clone_only`, a policy that clones the request and never retries (the
+//!   floor: what any retry policy costs), and `retry_unauthorized`, `RetryUnauthorized`.
+//!   The two should match: the policy adds nothing to the clone but a look at the response's
+//!   extensions.
 //!
 //! `bearer_contention`: a 2-worker tokio runtime, N tasks each sending its share of the
 //! requests through its own clone of one shared layer. The time reported is wall time per
@@ -84,6 +89,20 @@ fn bearer(c: &mut Criterion) {
         "cached_expiring",
         warm(&rt, &common::bearer_expiring_source_layer()),
     );
+    #[cfg(feature = "retry")]
+    {
+        let cached = warm(&rt, &common::bearer_source_layer());
+        bench_one(
+            &mut group,
+            "retry_clone_only",
+            tower::retry::Retry::new(common::CloneOnly, cached.clone()),
+        );
+        bench_one(
+            &mut group,
+            "retry_unauthorized",
+            tower::retry::Retry::new(tower_client_headers::RetryUnauthorized::new(), cached),
+        );
+    }
     group.finish();
 }
 

@@ -40,6 +40,9 @@ const VARIANTS: &[&str] = &[
     "fixed",
     "cached",
     "cached_expiring",
+    // With the `retry` feature: `cached` behind tower's `Retry`.
+    "retry_clone_only",
+    "retry_unauthorized",
 ];
 
 /// The only code callgrind counts: `iters` requests through `svc`.
@@ -105,6 +108,18 @@ fn run_variant(name: &str, iters: u64, rt: &tokio::runtime::Runtime) {
             rt.block_on(svc.call(request()))
                 .expect("the first fetch succeeds");
             run(svc, iters)
+        }
+        #[cfg(feature = "retry")]
+        ("retry_clone_only" | "retry_unauthorized", _) => {
+            let mut svc = wrap(&common::bearer_source_layer(), inner());
+            rt.block_on(svc.call(request()))
+                .expect("the first fetch succeeds");
+            if kind == "retry_clone_only" {
+                run(tower::retry::Retry::new(common::CloneOnly, svc), iters)
+            } else {
+                let policy = tower_client_headers::RetryUnauthorized::new();
+                run(tower::retry::Retry::new(policy, svc), iters)
+            }
         }
         _ => panic!("unknown variant {name:?}; one of {VARIANTS:?}"),
     }

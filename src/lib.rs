@@ -10,7 +10,10 @@
 //!   per name you can make the session override or append instead.
 //! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
 //!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
-//!   background before it expires, and dropped after a `401` from the origin it was sent to.
+//!   background before it expires, and dropped after a `401` from the origin it was sent to
+//!   (or whatever [`invalidate_when`](BearerAuthBuilder::invalidate_when) says rejects it,
+//!   gRPC's `UNAUTHENTICATED` for one); `RetryUnauthorized` sends such a request once more
+//!   with a fresh token.
 //! - [`HeaderOverrides`], in a request's extensions, sets or removes session headers (the
 //!   token included) for that one request. Its credentials stay with the origin of the first
 //!   request the layers see them on.
@@ -133,6 +136,9 @@
 //!
 //! **Retries** go *outside* the auth layer, so that each attempt passes through it and a retry
 //! after a `401` gets the fresh token; inside, a retry replays the token attached before it.
+//! `RetryUnauthorized` (features `retry`, `reqwest-middleware`) is that retry: once, only for
+//! responses marked [`TokenRejected`], `ServiceBuilder::new().retry(RetryUnauthorized::new())`
+//! before `.layer(auth)`, or added before the auth middleware.
 //!
 //! **Proxies.** The loopback exemption reads the request URI, not where the connection goes: a
 //! client sending plain `http://` through a proxy (reqwest honours `HTTP_PROXY` unless built with
@@ -150,6 +156,8 @@
 //!   a `FollowRedirectLayer` inside it a `401` from another origin leaves the token alone.
 //! - `oauth2`: the OAuth2 token sources in [`sources`] (with `reqwest-middleware`, they can
 //!   use a `reqwest::Client`).
+//! - `retry`: `RetryUnauthorized` is a `tower::retry::Policy` (tower 0.5). With
+//!   `reqwest-middleware` it is also a `reqwest_middleware::Middleware`.
 
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![deny(unsafe_code)]
@@ -172,11 +180,15 @@ mod trace;
 mod follow_redirects;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_mw;
+#[cfg(any(feature = "retry", feature = "reqwest-middleware"))]
+mod retry;
 
-pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture};
+pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]
 pub use follow_redirects::FollowRedirects;
 pub use overrides::HeaderOverrides;
+#[cfg(any(feature = "retry", feature = "reqwest-middleware"))]
+pub use retry::RetryUnauthorized;
 pub use token::{BearerToken, Token, TokenSource};

@@ -20,7 +20,7 @@ use reqwest_middleware::{Middleware, Next, Result};
 use crate::bearer::core::{self as auth, Prepared};
 use crate::error::{Error, ErrorKind};
 use crate::origin::{OriginId, Place, Target};
-use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides};
+use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides, TokenRejected};
 
 /// If reqwest followed a redirect from `sent` to another origin itself, below the middleware,
 /// the error that says so: origin scoping never saw that hop, and what a layer added went
@@ -90,9 +90,11 @@ impl Middleware for DefaultHeadersLayer {
     }
 }
 
-/// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and invalidates a
-/// source's token on a `401` from the origin the token was sent to (`Response::url()`: a `401`
-/// at the end of a redirect chain elsewhere leaves the token alone).
+/// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and when a response from
+/// the origin the token was sent to (`Response::url()`: a `401` at the end of a redirect chain
+/// elsewhere leaves the token alone) rejects a source's token, drops that token and marks the
+/// response with [`TokenRejected`](crate::TokenRejected), for
+/// [`RetryUnauthorized`](crate::RetryUnauthorized) added before this middleware.
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -133,31 +135,34 @@ impl Middleware for BearerAuthLayer {
         // Where a request with the cached token went: a `401` drops the token only when it
         // came from there (reqwest may have followed redirects elsewhere below us).
         let sent_to = || Some(OriginId::of(&Target::from_url(req.url())));
-        let (ticket, sent_to) = match prepared {
-            Prepared::Ready(ticket) => {
-                let sent_to = if ticket.is_some() { sent_to() } else { None };
-                (ticket, sent_to)
+        let (carried, sent_to) = match prepared {
+            Prepared::Ready(carried) => {
+                let sent_to = if carried.is_some() { sent_to() } else { None };
+                (carried, sent_to)
             }
             Prepared::Refused(err) => return Err(reqwest_middleware::Error::middleware(err)),
             Prepared::NeedToken => {
                 let sent_to = sent_to();
-                let (value, ticket) = self
+                let (value, carried) = self
                     .core
                     .acquire()
                     .await
                     .map_err(reqwest_middleware::Error::middleware)?;
                 auth::attach(&mut headers, value).map_err(reqwest_middleware::Error::middleware)?;
-                (ticket, sent_to)
+                (carried, sent_to)
             }
         };
         *req.headers_mut() = headers;
-        let response = next.run(req, extensions).await?;
-        auth::finish(
+        let mut response = next.run(req, extensions).await?;
+        if auth::finish(
             response.status(),
-            ticket,
+            response.headers(),
+            carried,
             sent_to,
             Some(Target::from_url(response.url())),
-        );
+        ) {
+            response.extensions_mut().insert(TokenRejected);
+        }
         if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {
             return Err(reqwest_middleware::Error::middleware(err));
         }

@@ -256,6 +256,29 @@ pub(crate) fn bearer_expiring_source_layer() -> BearerAuthLayer {
     })
 }
 
+/// A retry policy that keeps a copy of every request and never retries: what any retry
+/// policy costs a request that succeeds (the floor for `RetryUnauthorized`).
+#[cfg(feature = "retry")]
+#[derive(Clone)]
+pub(crate) struct CloneOnly;
+
+#[cfg(feature = "retry")]
+impl<B: Clone, R, E> tower::retry::Policy<Request<B>, Response<R>, E> for CloneOnly {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<B>,
+        _: &mut Result<Response<R>, E>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
+        Some(req.clone())
+    }
+}
+
 /// Wrap `inner` in `layer` (spelled out so call sites read as "layer around inner").
 pub(crate) fn wrap<L: Layer<S>, S>(layer: &L, inner: S) -> L::Service {
     layer.layer(inner)

@@ -5,22 +5,23 @@ use std::task::{ready, Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::cache::Ticket;
-use super::core;
+use super::core::{self, Carried, TokenRejected};
 use crate::error::{BoxError, Error};
 use crate::origin::{OriginId, Target};
 
 /// The boxed wait for a token, then the inner service's future. Only requests that have to
 /// wait for a fetch take this path; the fixed and cached-token paths are not boxed.
 pub(super) type Waiting<F> =
-    Pin<Box<dyn Future<Output = Result<(F, Option<Ticket>), Error>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<(F, Option<Carried>), Error>> + Send + 'static>>;
 
 pin_project! {
     /// Response future for [`BearerAuth`](super::BearerAuth).
     ///
-    /// It resolves to the inner service's response (a `401` included, unchanged) or a
-    /// [`BoxError`]. With a cached token in hand it is the inner future plus a check of the
-    /// response status; only a request that must wait for a token fetch is boxed.
+    /// It resolves to the inner service's response or a [`BoxError`]. A response that
+    /// rejected the token from the layer's source (a `401` by default) is returned as it came,
+    /// with [`TokenRejected`](crate::TokenRejected) added to its extensions. With a cached
+    /// token in hand it is the inner future plus a check of the response; only a request that
+    /// must wait for a token fetch is boxed.
     ///
     /// ```
     /// use http::{Request, Response};
@@ -51,7 +52,7 @@ pin_project! {
         Inner {
             #[pin]
             future: F,
-            ticket: Option<Ticket>,
+            carried: Option<Carried>,
             sent_to: Option<OriginId>,
         },
         Waiting {
@@ -65,11 +66,11 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn inner(future: F, ticket: Option<Ticket>, sent_to: Option<OriginId>) -> Self {
+    pub(super) fn inner(future: F, carried: Option<Carried>, sent_to: Option<OriginId>) -> Self {
         Self {
             state: State::Inner {
                 future,
-                ticket,
+                carried,
                 sent_to,
             },
         }
@@ -101,25 +102,28 @@ where
             match this.state.as_mut().project() {
                 StateProj::Inner {
                     future,
-                    ticket,
+                    carried,
                     sent_to,
                 } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    core::finish(
+                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if core::finish(
                         response.status(),
-                        ticket.take(),
+                        response.headers(),
+                        carried.take(),
                         *sent_to,
                         answered_by(&response),
-                    );
+                    ) {
+                        response.extensions_mut().insert(TokenRejected);
+                    }
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Waiting { waiting, sent_to } => {
                     match ready!(waiting.as_mut().poll(cx)) {
-                        Ok((future, ticket)) => {
+                        Ok((future, carried)) => {
                             let sent_to = *sent_to;
                             this.state.set(State::Inner {
                                 future,
-                                ticket,
+                                carried,
                                 sent_to,
                             })
                         }

@@ -3,10 +3,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
 
 use super::cache::TokenCache;
-use super::core::{AuthCore, Credential};
+use super::core::{AuthCore, Credential, Rejects};
 use super::BearerAuth;
 use crate::error::{Error, ErrorKind};
 use crate::origin::{Origin, Origins};
@@ -84,15 +85,16 @@ impl BearerAuthLayer {
     /// # let _ = layer;
     /// ```
     pub fn from_source(source: impl TokenSource) -> Self {
-        Self::with(
-            Credential::Source(TokenCache::new(
+        Self::with(AuthCore {
+            credential: Credential::Source(TokenCache::new(
                 Box::new(source),
                 DEFAULT_REFRESH_BEFORE,
                 DEFAULT_FETCH_TIMEOUT,
             )),
-            Origins::default(),
-            false,
-        )
+            origins: Origins::default(),
+            allow_http: false,
+            rejects: Rejects::default(),
+        })
     }
 
     /// Create a [`BearerAuthBuilder`] to set origins, plain-http policy and refresh timing.
@@ -178,13 +180,9 @@ impl BearerAuthLayer {
         }
     }
 
-    fn with(credential: Credential, origins: Origins, allow_http: bool) -> Self {
+    fn with(core: AuthCore) -> Self {
         Self {
-            core: Arc::new(AuthCore {
-                credential,
-                origins,
-                allow_http,
-            }),
+            core: Arc::new(core),
         }
     }
 }
@@ -227,6 +225,7 @@ pub struct BearerAuthBuilder {
     allow_http: bool,
     refresh_before: Duration,
     fetch_timeout: Duration,
+    rejects: Rejects,
     error: Option<Error>,
 }
 
@@ -239,6 +238,7 @@ impl Default for BearerAuthBuilder {
             allow_http: false,
             refresh_before: DEFAULT_REFRESH_BEFORE,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            rejects: Rejects::default(),
             error: None,
         }
     }
@@ -360,6 +360,79 @@ impl BearerAuthBuilder {
         self
     }
 
+    /// Decide which responses reject the source's token, instead of the default test (status
+    /// `401 Unauthorized`): `test` replaces it, it does not add to it.
+    ///
+    /// A response to a request that carried the source's cached token, from the origin the
+    /// token was sent to, for which `test(status, headers)` is `true`, drops that token (if
+    /// it is still the cached one, so a burst of rejections causes one fetch) and is returned
+    /// with [`TokenRejected`](crate::TokenRejected) in its extensions, which `RetryUnauthorized`
+    /// acts on. `test` sees the status and headers as they arrive, before the body; trailers
+    /// are not seen. It runs once per such response, on the caller's task: keep it quick, and
+    /// do not panic in it. Responses to per-request tokens, a fixed token or the request's own
+    /// `Authorization` are never tested, and on a fixed-token layer it changes nothing.
+    ///
+    /// An API that answers `403 Forbidden` to a revoked token (keep `401`, which the test
+    /// replaces):
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
+    ///     .invalidate_when(|status, _| {
+    ///         status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    ///
+    /// gRPC: a server that rejects the token answers HTTP `200` with a *trailers-only*
+    /// response, `grpc-status: 16` (`UNAUTHENTICATED`) among its headers (tonic's
+    /// `Status::unauthenticated` from an interceptor, for one). A status sent in real trailers,
+    /// after response messages, is not seen here.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Request, Response, StatusCode};
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token, TokenRejected};
+    ///
+    /// fn unauthenticated(status: StatusCode, headers: &HeaderMap) -> bool {
+    ///     status == StatusCode::UNAUTHORIZED
+    ///         || headers.get("grpc-status").is_some_and(|code| code == "16")
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let auth = BearerAuthLayer::builder()
+    ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
+    ///     .invalidate_when(unauthenticated)
+    ///     .build()?;
+    /// // What a gRPC server answers to a revoked token.
+    /// let server = service_fn(|_: Request<()>| async {
+    ///     let response = Response::builder()
+    ///         .header("content-type", "application/grpc")
+    ///         .header("grpc-status", "16")
+    ///         .header("grpc-message", "token revoked")
+    ///         .body(())?;
+    ///     Ok::<_, http::Error>(response)
+    /// });
+    /// let client = ServiceBuilder::new().layer(auth).service(server);
+    /// let request = Request::post("http://127.0.0.1:50051/grpc.health.v1.Health/Check").body(())?;
+    /// let response = client.oneshot(request).await?;
+    /// assert_eq!(response.status(), 200);
+    /// assert!(response.extensions().get::<TokenRejected>().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn invalidate_when(
+        mut self,
+        test: impl Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rejects = Rejects::When(Arc::new(test));
+        self
+    }
+
     /// Build the layer.
     ///
     /// # Errors
@@ -400,11 +473,12 @@ impl BearerAuthBuilder {
                 ))
             }
         };
-        Ok(BearerAuthLayer::with(
+        Ok(BearerAuthLayer::with(AuthCore {
             credential,
-            self.origins,
-            self.allow_http,
-        ))
+            origins: self.origins,
+            allow_http: self.allow_http,
+            rejects: self.rejects,
+        }))
     }
 }
 
@@ -417,6 +491,7 @@ impl fmt::Debug for BearerAuthBuilder {
             .field("allow_http", &self.allow_http)
             .field("refresh_before", &self.refresh_before)
             .field("fetch_timeout", &self.fetch_timeout)
+            .field("invalidate_when", &self.rejects)
             .finish()
     }
 }

@@ -24,7 +24,10 @@
 //! A request whose header map is full (`http::HeaderMap` holds 24,576 names) and has no
 //! `Authorization` fails with [`ErrorKind::TooManyHeaders`](crate::ErrorKind::TooManyHeaders),
 //! nothing sent. A `401` to a request that carried the source's cached token drops that token
-//! when it came from the origin the token was sent to (see the crate docs' layer order).
+//! when it came from the origin the token was sent to (see the crate docs' layer order), and
+//! the response is marked [`TokenRejected`](crate::TokenRejected), so that `RetryUnauthorized`
+//! outside the layer can send the request once more with a fresh token. Which responses reject the token (`403`, gRPC's `UNAUTHENTICATED`)
+//! is [`BearerAuthBuilder::invalidate_when`](crate::BearerAuthBuilder::invalidate_when).
 //!
 //! ```
 //! use http::{Request, Response};
@@ -64,6 +67,7 @@ mod future;
 mod layer;
 mod service;
 
+pub use self::core::TokenRejected;
 pub(crate) use cache::OverdueReason as Overdue;
 pub use future::ResponseFuture;
 pub use layer::{BearerAuthBuilder, BearerAuthLayer};

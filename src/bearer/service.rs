@@ -198,11 +198,11 @@ where
             parts.extensions.get::<HeaderOverrides>(),
         );
         match prepared {
-            Prepared::Ready(ticket) => {
-                let sent_to = sent_to(&target, ticket.is_some());
+            Prepared::Ready(carried) => {
+                let sent_to = sent_to(&target, carried.is_some());
                 ResponseFuture::inner(
                     self.inner.call(Request::from_parts(parts, body)),
-                    ticket,
+                    carried,
                     sent_to,
                 )
             }
@@ -216,9 +216,9 @@ where
                 let core = Arc::clone(&self.core);
                 ResponseFuture::waiting(
                     Box::pin(async move {
-                        let (value, ticket) = core.acquire().await?;
+                        let (value, carried) = core.acquire().await?;
                         attach(&mut parts.headers, value)?;
-                        Ok((inner.call(Request::from_parts(parts, body)), ticket))
+                        Ok((inner.call(Request::from_parts(parts, body)), carried))
                     }),
                     sent_to,
                 )
@@ -233,14 +233,14 @@ where
 /// recommended order (the redirect layer outside) needs none of this: there every hop is a
 /// request of its own to this layer.
 #[inline]
-fn sent_to(target: &Target<'_>, has_ticket: bool) -> Option<OriginId> {
+fn sent_to(target: &Target<'_>, carries_cached: bool) -> Option<OriginId> {
     #[cfg(feature = "tower-http")]
     {
-        has_ticket.then(|| OriginId::of(target))
+        carries_cached.then(|| OriginId::of(target))
     }
     #[cfg(not(feature = "tower-http"))]
     {
-        let _ = (target, has_ticket);
+        let _ = (target, carries_cached);
         None
     }
 }

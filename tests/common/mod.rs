@@ -2,8 +2,9 @@
 //!
 //! - `/echo` (and any other path) answers `200` with the request's headers as a JSON list of
 //!   `[name, value]` pairs, in the order received; `401` instead if the request's
-//!   `Authorization` is one the test has revoked. Every request (method, path, headers, body)
-//!   is recorded, see [`Server::seen`].
+//!   `Authorization` is one the test has revoked (now, or on the server's Nth request: see
+//!   [`Server::revoke_at`]). Every request (method, path, headers, body) is recorded, see
+//!   [`Server::seen`].
 //! - `/redirect?to=URL[&status=N]` (any method) answers `N` (default `302 Found`) with
 //!   `Location: URL`.
 //! - `/unauthorized` answers `401` to anything.
@@ -41,6 +42,8 @@ pub struct Seen {
 pub struct Server {
     pub addr: Option<SocketAddr>,
     revoked: Arc<Mutex<HashSet<String>>>,
+    /// On the Nth request, revoke this `Authorization` value before answering it.
+    revoke_at: Arc<Mutex<Vec<(usize, String)>>>,
     requests: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -89,6 +92,15 @@ impl Server {
             .insert(authorization.to_owned());
     }
 
+    /// Revoke this `Authorization` value when the server's `hit`th request (1-based) arrives,
+    /// before answering it: a revocation while requests are in flight.
+    pub fn revoke_at(&self, hit: usize, authorization: &str) {
+        self.revoke_at
+            .lock()
+            .expect("lock")
+            .push((hit, authorization.to_owned()));
+    }
+
     /// How many requests reached the server.
     pub fn hits(&self) -> usize {
         self.requests.lock().expect("lock").len()
@@ -135,12 +147,25 @@ async fn echo(
     body: bytes::Bytes,
 ) -> Response {
     let pairs = pairs_of(&headers);
-    server.requests.lock().expect("lock").push(Seen {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        headers: Echoed(pairs.clone()),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let hit = {
+        let mut requests = server.requests.lock().expect("lock");
+        requests.push(Seen {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            headers: Echoed(pairs.clone()),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        requests.len()
+    };
+    let due: Vec<String> = server
+        .revoke_at
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(at, _)| *at == hit)
+        .map(|(_, authorization)| authorization.clone())
+        .collect();
+    server.revoked.lock().expect("lock").extend(due);
     let revoked = headers.get_all("authorization").iter().any(|v| {
         let revoked = server.revoked.lock().expect("lock");
         v.to_str().is_ok_and(|v| revoked.contains(v))

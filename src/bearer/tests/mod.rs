@@ -15,6 +15,7 @@ use tower_layer::Layer;
 
 mod faults;
 mod soft_refresh;
+mod rejected;
 
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,
@@ -716,6 +717,12 @@ async fn a_burst_of_401s_causes_one_new_fetch() {
     while let Some(response) = tasks.join_next().await {
         let response = response.expect("task");
         statuses.push(response.status());
+        // One of them dropped t1, the others found it gone: every one is marked, so a retry
+        // of any gets the next token.
+        assert!(response
+            .extensions()
+            .get::<crate::TokenRejected>()
+            .is_some());
     }
     assert_eq!(statuses, vec![StatusCode::UNAUTHORIZED; 50]);
     assert_eq!(up.calls(), 51);
@@ -743,8 +750,11 @@ async fn a_late_401_for_an_old_token_does_not_invalidate_the_new_one() {
     // Meanwhile another 401 replaces t1 by t2.
     assert_eq!(send(&svc, get(API)).await.expect("401").status(), 401);
     assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t2"]);
-    // The held request's 401 (for t1) must not throw t2 away.
-    assert_eq!(pending_401.await.expect("401").status(), 401);
+    // The held request's 401 (for t1) must not throw t2 away. It is still a rejection of the
+    // token it carried (marked): a retry would get t2.
+    let late = pending_401.await.expect("401");
+    assert_eq!(late.status(), 401);
+    assert!(late.extensions().get::<crate::TokenRejected>().is_some());
     assert_eq!(auth_of(&svc, get(API)).await, ["Bearer t2"]);
     assert_eq!(source.fetches(), 2);
 }

@@ -174,8 +174,8 @@ impl Error {
     pub(crate) fn token_fetch_failed(source: BoxError) -> Self {
         Self::with_source(
             ErrorKind::TokenFetch,
-            "token fetch failed: the token source returned an error (see source()); check the \
-             token endpoint and the credentials your source sends",
+            "token fetch failed: the token source returned an error (see source()); check what \
+             the source reads from (its token endpoint and credentials, or its file)",
             source,
         )
     }
@@ -224,12 +224,12 @@ impl Error {
         Self::with_source(
             ErrorKind::TokenFetch,
             format!(
-                "token fetch failed {} in a row (the last failure is this error's source()); \
-                 no new fetch for up to {delay:.1?} after it (backoff); \
+                "token fetch failed ({} in a row; the last failure is this error's \
+                 source()); no new fetch for up to {delay:.1?} after it (backoff); \
                  BearerAuthLayer::refresh() fetches at once regardless",
                 match failures {
-                    1 => "once".to_owned(),
-                    n => format!("{n} times"),
+                    1 => "1 failure".to_owned(),
+                    n => format!("{n} failures"),
                 }
             ),
             BoxError::from(last.clone()),
@@ -506,7 +506,7 @@ mod tests {
             (
                 fetch_failure(),
                 ErrorKind::TokenFetch,
-                "check the token endpoint",
+                "check what the source reads from",
             ),
             (
                 Error::token_source_panicked(),
@@ -546,7 +546,7 @@ mod tests {
         assert!(fetch_failure().to_string().contains("source()"));
         let backoff = Error::token_fetch_backing_off(3, Duration::from_millis(1500), &last);
         assert!(
-            backoff.to_string().contains("3 times in a row"),
+            backoff.to_string().contains("3 failures in a row"),
             "{backoff}"
         );
         assert!(backoff.to_string().contains("1.5s"), "{backoff}");
@@ -642,7 +642,7 @@ mod tests {
                 ErrorKind::InvalidToken => &["RFC 6750 b64token", "letters, digits"],
                 ErrorKind::InvalidConfig => &[".token(..)", ".source(..)"],
                 ErrorKind::PlaintextRefused => &["use https", "allow_http(true)"],
-                ErrorKind::TokenFetch => &["source()", "check the token endpoint"],
+                ErrorKind::TokenFetch => &["source()", "check what"],
                 ErrorKind::TokenFetchTimeout => &["after 2s", "fetch_timeout"],
                 ErrorKind::TooManyHeaders => &["fewer"],
             };

@@ -14,8 +14,8 @@ use tower::{service_fn, Service, ServiceExt};
 use tower_layer::Layer;
 
 mod faults;
-mod soft_refresh;
 mod rejected;
+mod soft_refresh;
 
 use crate::{
     BearerAuthLayer, BearerToken, BoxError, Error, ErrorKind, HeaderOverrides, Token, TokenSource,

@@ -153,11 +153,16 @@ impl fmt::Debug for RetryUnauthorized {
 }
 
 /// The retry rule, once: the answer says that the server rejected the token from the layer's
-/// source (`bearer::core::finish` marked it).
+/// source (`bearer::core::finish` marked it), and no `RetryUnauthorized` has already sent this
+/// request again (two of them stacked would otherwise send it four times).
 #[inline]
 fn rejected(extensions: &Extensions) -> bool {
-    extensions.get::<TokenRejected>().is_some()
+    extensions.get::<TokenRejected>().is_some() && extensions.get::<Retried>().is_none()
 }
+
+/// Put on the answer to a retry, so that no other `RetryUnauthorized` outside retries again.
+#[derive(Clone, Copy)]
+struct Retried;
 
 #[cfg(feature = "retry")]
 mod tower_policy {
@@ -183,15 +188,18 @@ mod tower_policy {
                     self.retried = true;
                     Some(ready(()))
                 }
+                Ok(response) if self.retried => {
+                    response.extensions_mut().insert(super::Retried);
+                    None
+                }
                 _ => None,
             }
         }
 
         fn clone_request(&mut self, req: &Request<B>) -> Option<Request<B>> {
-            // tower asks again before sending the retry: a retry is never retried, so no copy.
-            if self.retried {
-                return None;
-            }
+            // tower asks again before sending the retry. A retry is never retried, but tower
+            // only shows us its answer (to mark it `Retried` for any retry layer outside) if
+            // we keep a copy; only rejected requests pay for this second one.
             Some(req.clone())
         }
     }
@@ -230,7 +238,9 @@ mod reqwest_middleware_impl {
             // The rejected answer is dropped unread; the retry goes through the auth
             // middleware again and gets the token cached now.
             drop(response);
-            next.run(again, extensions).await
+            let mut response = next.run(again, extensions).await?;
+            response.extensions_mut().insert(super::Retried);
+            Ok(response)
         }
     }
 }

@@ -332,6 +332,32 @@ mod reqwest_chain {
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
+    #[tokio::test]
+    async fn two_retry_middlewares_stacked_still_send_a_request_at_most_twice() {
+        let server = Server::start().await;
+        for t in ["Bearer t1", "Bearer t2", "Bearer t3", "Bearer t4"] {
+            server.revoke(t);
+        }
+        let (fetches, source) = common::counting_source();
+        let client = ClientBuilder::new(
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        )
+        .with(RetryUnauthorized::new())
+        .with(RetryUnauthorized::new())
+        .with(BearerAuthLayer::from_source(source))
+        .build();
+        let response = post(&client, &server.url("/x"), "twice")
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(sends(&server)["twice"].len(), 2, "sent four times before");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
     /// The README's chain: `FollowRedirects` first, then the retry, then the auth middleware.
     #[tokio::test]
     async fn with_follow_redirects_first_a_rejected_hop_is_retried() {

@@ -373,17 +373,30 @@ impl BearerAuthBuilder {
     /// `Authorization` are never tested, and on a fixed-token layer it changes nothing.
     ///
     /// An API that answers `403 Forbidden` to a revoked token (keep `401`, which the test
-    /// replaces):
+    /// replaces). **Do not reject on every `403`**: most APIs also answer `403` to a valid
+    /// token that lacks a permission, and treating those as rejections drops a good token
+    /// and refetches (and, with `RetryUnauthorized`, resends) on every such request. Count a
+    /// `403` only when it says the token is the problem, as RFC 6750 section 3.1 has servers
+    /// do (`WWW-Authenticate: Bearer error="invalid_token"`, never `insufficient_scope`):
     ///
     /// ```
-    /// use http::StatusCode;
+    /// use http::header::WWW_AUTHENTICATE;
+    /// use http::{HeaderMap, StatusCode};
     /// use tower_client_headers::{BearerAuthLayer, BearerToken, BoxError, Token};
+    ///
+    /// fn token_rejected(status: StatusCode, headers: &HeaderMap) -> bool {
+    ///     let invalid_token = || {
+    ///         headers.get_all(WWW_AUTHENTICATE).iter().any(|challenge| {
+    ///             challenge.to_str().is_ok_and(|c| c.contains("invalid_token"))
+    ///         })
+    ///     };
+    ///     status == StatusCode::UNAUTHORIZED
+    ///         || (status == StatusCode::FORBIDDEN && invalid_token())
+    /// }
     ///
     /// let layer = BearerAuthLayer::builder()
     ///     .source(|| async { Ok::<_, BoxError>(Token::new(BearerToken::new("t")?)) })
-    ///     .invalidate_when(|status, _| {
-    ///         status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
-    ///     })
+    ///     .invalidate_when(token_rejected)
     ///     .build()?;
     /// # Ok::<(), tower_client_headers::Error>(())
     /// ```

@@ -303,6 +303,24 @@ mod retry {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn two_retry_layers_stacked_still_send_a_request_at_most_twice() {
+        let source = Source::new(Duration::ZERO, None);
+        let up = Upstream::default();
+        for t in ["Bearer t1", "Bearer t2", "Bearer t3", "Bearer t4"] {
+            up.reject(t);
+        }
+        let svc = ServiceBuilder::new()
+            .retry(RetryUnauthorized::new())
+            .retry(RetryUnauthorized::new())
+            .layer(source_layer(&source, SEC))
+            .service(up.service());
+        let response = send(&svc, numbered(1)).await.expect("response");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(sends_per_request(&up)["1"], 2, "sent four times before");
+        assert_eq!(source.fetches(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn fixed_per_request_and_own_tokens_are_never_retried_and_never_loop() {
         let up = Upstream::default();
         up.reject("Bearer fixed");

@@ -115,6 +115,19 @@ impl TokenEndpoint {
                 source,
             )
         })?;
+        if response.status().is_redirection() {
+            return Err(Error::new(
+                ErrorKind::TokenFetch,
+                format!(
+                    "token endpoint {} answered {} (a redirect): token requests never follow \
+                     redirects, which would carry the client's credentials elsewhere; give the \
+                     endpoint's final URL",
+                    inner.name,
+                    response.status()
+                ),
+            )
+            .into());
+        }
         let secrets = [
             inner.client_secret.as_deref().unwrap_or(""),
             secret.unwrap_or(""),
@@ -284,6 +297,10 @@ impl TokenEndpointBuilder {
     /// another body type, adapt it with `tower::ServiceExt::map_request`. The service is
     /// cloned for each request; it need not be `Sync`.
     ///
+    /// A `3xx` answer is an error: token requests never follow redirects. Do not put a
+    /// redirect-following layer on the service; with the `tower-http` feature, a response
+    /// that tower-http's `FollowRedirect` brought from another URL is an error too.
+    ///
     /// Layers on it apply to the token requests too (a timeout, tracing). Do not put this
     /// crate's `BearerAuthLayer` on it: the token endpoint takes client credentials, not the
     /// token it issues.
@@ -319,15 +336,27 @@ impl TokenEndpointBuilder {
 
     /// Reach the token endpoint with a `reqwest::Client` (feature `reqwest-middleware`).
     ///
+    /// Token requests never follow redirects: build the client with
+    /// `reqwest::redirect::Policy::none()` (reqwest's default follows up to 10). Whatever its
+    /// policy, a token request fails when the endpoint redirects: the request body (the
+    /// client secret with `client_secret_post`, the refresh token) is sent so that reqwest
+    /// cannot re-send it on a 307/308, and a response from any URL but the token URL (a
+    /// followed 301/302/303) is an error whose body is never read. Only with `Policy::none()`
+    /// is nothing at all sent to the new location: a following policy still makes reqwest send
+    /// it a `GET` after a 301/302/303 (with no body, and no `Authorization` to another origin).
+    ///
     /// ```
     /// use tower_client_headers::sources::TokenEndpoint;
     ///
+    /// let client = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()?;
     /// let endpoint = TokenEndpoint::builder("https://idp.example.com/token")
     ///     .client_id("my-app")
     ///     .client_secret("s3cret")
-    ///     .reqwest_client(reqwest::Client::new())
+    ///     .reqwest_client(client)
     ///     .build()?;
-    /// # Ok::<(), tower_client_headers::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "reqwest-middleware")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]

@@ -101,11 +101,19 @@ impl TokenEndpoint {
 
     /// POST a token request with `params` (the grant's), authenticated as this client, and
     /// read the response. `secret` (a refresh token) is cut out of anything the server says.
-    pub(super) async fn exchange(
-        &self,
-        params: &[(&str, &str)],
-        secret: Option<&str>,
-    ) -> Result<Granted, BoxError> {
+    /// A new refresh token in a success response is in the answer even when the rest of the
+    /// response is rejected.
+    pub(super) async fn exchange(&self, params: &[(&str, &str)], secret: Option<&str>) -> Granted {
+        match self.send(params, secret).await {
+            Ok(granted) => granted,
+            Err(err) => Granted {
+                token: Err(err),
+                refresh_token: None,
+            },
+        }
+    }
+
+    async fn send(&self, params: &[(&str, &str)], secret: Option<&str>) -> Result<Granted, BoxError> {
         let inner = &self.inner;
         let request = self.request(params)?;
         let response: Response<Bytes> = inner.transport.send(request).await.map_err(|source| {
@@ -132,7 +140,7 @@ impl TokenEndpoint {
             inner.client_secret.as_deref().unwrap_or(""),
             secret.unwrap_or(""),
         ];
-        response::read(&inner.name, &response, &secrets)
+        Ok(response::read(&inner.name, &response, &secrets))
     }
 
     /// The token request: `params` and the client's authentication, form-encoded.

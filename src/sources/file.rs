@@ -28,6 +28,16 @@ const MAX_FILE_SIZE: u64 = 64 * 1024;
 ///   RFC 6750 `b64token`.
 /// - If the token is a JWT, its `exp` claim is read (not verified) and the token is never
 ///   sent past it. Other tokens have no expiry of their own.
+/// - A JWT must be whole. A token whose first dot-separated part is the base64url encoding of
+///   a JSON object with an `alg` member (a JOSE header) is taken for a JWT, and is refused
+///   (as a failed read) unless it has exactly three parts, the second the base64url encoding
+///   of a JSON object and the third empty or base64url. That catches most JWTs read while
+///   the file was being rewritten in place; a JWT cut inside its header, just after its
+///   second dot or inside its signature still looks whole and is used (a cut signature is
+///   rejected by the server: after its `401` the file is read again). Writers that rename a
+///   new file into place (as Kubernetes and Vault agent do) are never read half-written.
+///   Anything else is an opaque token, whatever it looks like: a half-written opaque token
+///   cannot be told from a whole one.
 /// - The file is re-read in the background once its interval has passed, while requests go on
 ///   using the token they have ([`Token::refresh_in`]). A re-read that fails (the file deleted,
 ///   unreadable, empty or holding something that is not a token) keeps the last good token
@@ -175,7 +185,7 @@ fn read_token(path: &Path) -> Result<(BearerToken, Option<SystemTime>), Error> {
             "it does not hold a bearer token: {problem}"
         )));
     }
-    let exp = jwt::expiry(token);
+    let exp = jwt::check(token).map_err(invalid)?;
     Ok((BearerToken::new(token)?, exp))
 }
 

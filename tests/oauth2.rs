@@ -714,10 +714,9 @@ fn ok(body: String) -> Response {
 #[cfg(feature = "reqwest-middleware")]
 #[tokio::test]
 async fn a_reqwest_transport_never_follows_a_redirect_with_the_secrets() {
-    let (evil, evil_seen) = serve(|_, _| async {
-        ok(r#"{"access_token":"attacker","token_type":"Bearer"}"#.into())
-    })
-    .await;
+    let (evil, evil_seen) =
+        serve(|_, _| async { ok(r#"{"access_token":"attacker","token_type":"Bearer"}"#.into()) })
+            .await;
     for status in [307u16, 308, 301, 302, 303] {
         let target = evil.clone();
         let (idp, _) = serve(move |_, _| {
@@ -746,10 +745,16 @@ async fn a_reqwest_transport_never_follows_a_redirect_with_the_secrets() {
                 .expect_err("a redirect is an error");
             let text = chain(err.as_ref());
             assert!(text.contains("redirect"), "{status}: {text}");
-            assert!(!text.contains("hunter2") && !text.contains("rt-secret"), "{text}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("rt-secret"),
+                "{text}"
+            );
         }
         let evil_seen = evil_seen.lock().expect("lock").clone();
-        assert!(evil_seen.is_empty(), "{status}: the other origin got {evil_seen:?}");
+        assert!(
+            evil_seen.is_empty(),
+            "{status}: the other origin got {evil_seen:?}"
+        );
     }
 }
 
@@ -757,7 +762,11 @@ async fn a_reqwest_transport_never_follows_a_redirect_with_the_secrets() {
 #[tokio::test]
 async fn a_tower_transport_treats_a_redirect_as_an_error() {
     let (idp, _) = serve(|_, _| async {
-        (StatusCode::TEMPORARY_REDIRECT, [("location", "http://127.0.0.1:9/x")]).into_response()
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", "http://127.0.0.1:9/x")],
+        )
+            .into_response()
     })
     .await;
     let endpoint = TokenEndpoint::builder(&idp)
@@ -769,7 +778,11 @@ async fn a_tower_transport_treats_a_redirect_as_an_error() {
         .fetch()
         .await
         .expect_err("a redirect is an error");
-    assert!(chain(err.as_ref()).contains("307"), "{}", chain(err.as_ref()));
+    assert!(
+        chain(err.as_ref()).contains("307"),
+        "{}",
+        chain(err.as_ref())
+    );
 }
 
 /// D2: the server rotates the refresh token but the rest of its 200 is rejected (an
@@ -802,7 +815,11 @@ async fn a_rotation_in_a_rejected_success_response_is_kept() {
         .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
     for _ in 0..4 {
         let err = grant.fetch().await.expect_err("a rejected response");
-        assert!(!chain(err.as_ref()).contains("rt-"), "{}", chain(err.as_ref()));
+        assert!(
+            !chain(err.as_ref()).contains("rt-"),
+            "{}",
+            chain(err.as_ref())
+        );
     }
     grant.fetch().await.expect_err("a rejected response");
     let sent: Vec<String> = seen
@@ -831,8 +848,11 @@ async fn rotating_after_release(
 ) -> (String, Bodies) {
     let current = Arc::new(Mutex::new("rt-1".to_owned()));
     serve(move |n, body| {
-        let (current, committed, release) =
-            (Arc::clone(&current), Arc::clone(&committed), Arc::clone(&release));
+        let (current, committed, release) = (
+            Arc::clone(&current),
+            Arc::clone(&committed),
+            Arc::clone(&release),
+        );
         async move {
             let new = {
                 let mut current = current.lock().expect("lock");
@@ -874,8 +894,8 @@ async fn invalidate_during_a_refresh_token_exchange_keeps_the_rotation() {
         .expect("valid");
     let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
     let saved = Arc::clone(&rotations);
-    let grant =
-        RefreshTokenGrant::new(endpoint, "rt-1").on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
+        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
     let layer = BearerAuthLayer::from_source(grant);
     let first = tokio::spawn({
         let layer = layer.clone();
@@ -884,14 +904,20 @@ async fn invalidate_during_a_refresh_token_exchange_keeps_the_rotation() {
     committed.notified().await; // the server has rotated rt-1 -> rt-2
     layer.invalidate();
     release.notify_one(); // and answers now
-    // The requests waiting on the first fetch get a new one, which waits for the first
-    // exchange's answer and then uses rt-2.
-    first.await.expect("task").expect("a fetch after the invalidation");
+                          // The requests waiting on the first fetch get a new one, which waits for the first
+                          // exchange's answer and then uses rt-2.
+    first
+        .await
+        .expect("task")
+        .expect("a fetch after the invalidation");
     layer.refresh().await.expect("and the next one");
     let bodies = seen.lock().expect("lock").clone();
     assert_eq!(bodies.len(), 3, "{bodies:?}");
     for (n, body) in bodies.iter().enumerate() {
-        assert!(body.contains(&format!("refresh_token=rt-{}", n + 1)), "{bodies:?}");
+        assert!(
+            body.contains(&format!("refresh_token=rt-{}", n + 1)),
+            "{bodies:?}"
+        );
     }
     assert_eq!(*rotations.lock().expect("lock"), ["rt-2", "rt-3", "rt-4"]);
 }
@@ -916,8 +942,8 @@ async fn a_timed_out_refresh_token_exchange_keeps_the_rotation() {
     assert!(chain(&err).contains("time"), "{}", chain(&err));
     committed.notified().await;
     release.notify_one(); // the abandoned exchange gets its answer
-    // The backoff after a failure may hold the next fetch back; wait it out on the real clock
-    // (the endpoint shares sockets with the client, see the top of this file).
+                          // The backoff after a failure may hold the next fetch back; wait it out on the real clock
+                          // (the endpoint shares sockets with the client, see the top of this file).
     let mut second = layer.refresh().await;
     for _ in 0..50 {
         if second.is_ok() {
@@ -930,6 +956,63 @@ async fn a_timed_out_refresh_token_exchange_keeps_the_rotation() {
     let bodies = seen.lock().expect("lock").clone();
     assert!(bodies.len() >= 2, "{bodies:?}");
     for (n, body) in bodies.iter().enumerate() {
-        assert!(body.contains(&format!("refresh_token=rt-{}", n + 1)), "{bodies:?}");
+        assert!(
+            body.contains(&format!("refresh_token=rt-{}", n + 1)),
+            "{bodies:?}"
+        );
     }
+}
+
+/// D6: a secret the server echoes back form-encoded, as the `Basic` credential, or in
+/// another case, is redacted too.
+#[tokio::test]
+async fn an_echoed_secret_is_redacted_in_any_of_its_encodings() {
+    let (idp, _) = serve(|_, body| async move {
+        let e = json!({"error": "invalid_request", "error_description": format!("cannot parse {body}")});
+        (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .client_secret("p@ss/w+rd")
+        .client_auth(ClientAuth::ClientSecretPost)
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let err = RefreshTokenGrant::new(endpoint, "Refresh Token/1")
+        .fetch()
+        .await
+        .expect_err("an error");
+    let oauth = OAuthError::find(err.as_ref()).expect("an OAuthError");
+    let text = oauth.to_string();
+    for leaked in ["p%40ss%2Fw%2Brd", "p@ss", "Refresh+Token%2F1", "Refresh"] {
+        assert!(!text.contains(leaked), "{leaked} in {text}");
+    }
+    assert!(text.contains("<redacted>"), "{text}");
+
+    let basic = base64::engine::general_purpose::STANDARD.encode("cid:p%40ss%2Fw%2Brd");
+    let (idp, _) = serve(move |_, _| {
+        let basic = basic.clone();
+        async move {
+            let e = json!({"error": "invalid_client", "error_description": format!("bad Basic {basic}; also P@SS/W+RD")});
+            (StatusCode::UNAUTHORIZED, e.to_string()).into_response()
+        }
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .client_secret("p@ss/w+rd")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let err = ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect_err("an error");
+    let text = OAuthError::find(err.as_ref())
+        .expect("an OAuthError")
+        .to_string();
+    let basic = base64::engine::general_purpose::STANDARD.encode("cid:p%40ss%2Fw%2Brd");
+    assert!(!text.contains(&basic), "{text}");
+    assert!(!text.contains("P@SS"), "{text}");
 }

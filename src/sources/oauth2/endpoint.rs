@@ -113,7 +113,11 @@ impl TokenEndpoint {
         }
     }
 
-    async fn send(&self, params: &[(&str, &str)], secret: Option<&str>) -> Result<Granted, BoxError> {
+    async fn send(
+        &self,
+        params: &[(&str, &str)],
+        secret: Option<&str>,
+    ) -> Result<Granted, BoxError> {
         let inner = &self.inner;
         let request = self.request(params)?;
         let response: Response<Bytes> = inner.transport.send(request).await.map_err(|source| {
@@ -136,9 +140,23 @@ impl TokenEndpoint {
             )
             .into());
         }
+        // What the server might echo: the secret, the refresh token, the `Basic` credential
+        // (form-encoded and not, as servers differ).
+        let basic = inner
+            .client_secret
+            .as_deref()
+            .map_or([String::new(), String::new()], |s| {
+                [
+                    basic_token(&inner.client_id, s),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{s}", inner.client_id)),
+                ]
+            });
         let secrets = [
             inner.client_secret.as_deref().unwrap_or(""),
             secret.unwrap_or(""),
+            &basic[0],
+            &basic[1],
         ];
         Ok(response::read(&inner.name, &response, &secrets))
     }
@@ -178,14 +196,16 @@ impl TokenEndpoint {
     }
 }
 
-/// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
-fn basic_credentials(client_id: &str, secret: &str) -> Result<HeaderValue, Error> {
+/// `base64(urlencode(id):urlencode(secret))`, the `Basic` credential.
+fn basic_token(client_id: &str, secret: &str) -> String {
     let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let pair = format!("{}:{}", encode(client_id), encode(secret));
-    let value = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    );
+    base64::engine::general_purpose::STANDARD.encode(pair)
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
+fn basic_credentials(client_id: &str, secret: &str) -> Result<HeaderValue, Error> {
+    let value = format!("Basic {}", basic_token(client_id, secret));
     let mut value = HeaderValue::try_from(value).map_err(|_| {
         // Base64 is always a valid header value; this is unreachable in practice.
         Error::new(

@@ -155,7 +155,8 @@ fn seconds(n: Option<f64>) -> Option<Option<Duration>> {
 /// [`source`](std::error::Error::source) chain; [`OAuthError::find`] looks it up. The
 /// description is the server's text, with control characters removed, cut at 512
 /// characters, and with the client secret and refresh token cut out if the server echoed
-/// them.
+/// them: as they are, form-urlencoded (as they were sent), or as the `Basic` credential, in
+/// any ASCII case.
 ///
 /// ```
 /// use tower_client_headers::sources::{OAuthError, OAuthErrorCode};
@@ -373,12 +374,34 @@ fn sanitize(text: &str, max: usize) -> String {
     out
 }
 
-/// `text` with every secret in `secrets` cut out.
+/// `text` with every secret in `secrets` cut out: as given, form-urlencoded (as it was sent in
+/// the body, with `+` or `%20` for a space), in any ASCII case.
 fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, "<redacted>");
+        let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let percent = form.replace('+', "%20");
+        for variant in [form.as_str(), percent.as_str(), secret] {
+            out = replace_ignoring_ascii_case(&out, variant, "<redacted>");
+        }
     }
+    out
+}
+
+/// `text` with every occurrence of `needle` (compared ignoring ASCII case) replaced by `with`.
+fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
+    // ASCII lowercasing keeps every byte where it was, so positions in `lower` are positions
+    // in `text`, and they fall on character boundaries (the needle is whole characters).
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        out.push_str(text.get(last..at).unwrap_or_default());
+        out.push_str(with);
+        last = at + needle.len();
+    }
+    out.push_str(text.get(last..).unwrap_or_default());
     out
 }
 
@@ -555,6 +578,21 @@ mod tests {
         );
         let err = read_body(401, &body).err().expect("an error");
         assert!(!err.to_string().contains("hunt"), "{err}");
+        // Form-encoded, percent-encoded, in another case.
+        let secrets = ["p@ss w/rd+é"];
+        for echoed in [
+            "p%40ss+w%2Frd%2B%C3%A9",
+            "p%40ss%20w%2frd%2b%c3%a9",
+            "P@SS W/RD+é",
+        ] {
+            let body =
+                format!(r#"{{"error":"invalid_client","error_description":"got <{echoed}> é"}}"#);
+            let err = read("`x`", &response(401, &body), &secrets)
+                .token
+                .err()
+                .expect("an error");
+            assert!(err.to_string().ends_with("got <<redacted>> é"), "{err}");
+        }
         let long = "x".repeat(2_000);
         let body = format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#);
         let err = read_body(400, &body).err().expect("an error");

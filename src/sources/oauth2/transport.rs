@@ -142,9 +142,10 @@ impl Transport for reqwest::Client {
     fn send(&self, request: Request<Bytes>) -> Sent<'_> {
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            parts
-                .headers
-                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+            parts.headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(body.len()),
+            );
             let body = reqwest::Body::wrap(http_body_util::Full::new(body));
             let request = reqwest::Request::try_from(Request::from_parts(parts, body))?;
             let sent_to = request.url().clone();

@@ -1016,3 +1016,53 @@ async fn an_echoed_secret_is_redacted_in_any_of_its_encodings() {
     assert!(!text.contains(&basic), "{text}");
     assert!(!text.contains("P@SS"), "{text}");
 }
+
+/// D1, the tower transport with tower-http: a response that a `FollowRedirect` inside the
+/// service brought from another URL (its `RequestUri`) is an error, and its token unused.
+#[cfg(feature = "tower-http")]
+#[tokio::test]
+async fn a_tower_http_follow_redirect_inside_the_service_is_caught() {
+    let http = service_fn(|_: Request<Bytes>| async {
+        let mut response =
+            http::Response::new(r#"{"access_token":"attacker","token_type":"Bearer"}"#.to_owned());
+        let from: http::Uri = "https://evil.example/token".parse().expect("uri");
+        response
+            .extensions_mut()
+            .insert(tower_http::follow_redirect::RequestUri(from));
+        Ok::<_, Infallible>(response)
+    });
+    let endpoint = TokenEndpoint::builder("https://idp.example/token")
+        .client_id("cid")
+        .client_secret("hunter2")
+        .http_service(http)
+        .build()
+        .expect("valid");
+    let err = ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect_err("redirected");
+    let text = chain(err.as_ref());
+    assert!(
+        text.contains("redirected (to `https://evil.example`)"),
+        "{text}"
+    );
+
+    // From the token URL itself: a token.
+    let http = service_fn(|req: Request<Bytes>| async move {
+        let mut response =
+            http::Response::new(r#"{"access_token":"good","token_type":"Bearer"}"#.to_owned());
+        response
+            .extensions_mut()
+            .insert(tower_http::follow_redirect::RequestUri(req.uri().clone()));
+        Ok::<_, Infallible>(response)
+    });
+    let endpoint = TokenEndpoint::builder("https://idp.example/token")
+        .client_id("cid")
+        .http_service(http)
+        .build()
+        .expect("valid");
+    ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect("a token");
+}

@@ -38,19 +38,25 @@ pub(crate) fn check(token: &str) -> Result<Option<SystemTime>, &'static str> {
         return Ok(None);
     }
     let [_header, claims, signature] = parts[..] else {
-        return Err("it holds a JWT (its first part is a JOSE header) that does not have three \
-                    parts: was it read while being written?");
+        return Err(
+            "it holds a JWT (its first part is a JOSE header) that does not have three \
+                    parts: was it read while being written?",
+        );
     };
     let whole = decode_base64url(claims)
         .and_then(|claims| claims_exp(&claims))
         .is_some();
     if !whole {
-        return Err("it holds a JWT whose claims are not a base64url-encoded JSON object: was \
-                    it read while being written?");
+        return Err(
+            "it holds a JWT whose claims are not a base64url-encoded JSON object: was \
+                    it read while being written?",
+        );
     }
     if !signature.is_empty() && decode_base64url(signature).is_none() {
-        return Err("it holds a JWT whose signature is not base64url: was it read while being \
-                    written?");
+        return Err(
+            "it holds a JWT whose signature is not base64url: was it read while being \
+                    written?",
+        );
     }
     Ok(expiry(token))
 }
@@ -501,7 +507,8 @@ mod tests {
         for cut in 1..whole.len() {
             let prefix = &whole[..cut];
             let whole_looking = cut < header.len()
-                || (cut > header.len() + claims.len() + 1 && cut != header.len() + claims.len() + 3);
+                || (cut > header.len() + claims.len() + 1
+                    && cut != header.len() + claims.len() + 3);
             assert_eq!(check(prefix).is_ok(), whole_looking, "{prefix}");
         }
         assert!(check(&format!("{header}.{claims}.")).is_ok(), "alg none");
@@ -512,7 +519,10 @@ mod tests {
         let jwe = encode_base64url(br#"{"alg":"dir","enc":"A128GCM"}"#);
         assert_eq!(check(&format!("{jwe}..aXY.Y2lwaGVy.dGFn")), Ok(None));
         assert!(check(&format!("{jwe}..aXY")).is_err());
-        assert_eq!(top_level_names(br#" {"a":{"alg":1},"b":[]} "#), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            top_level_names(br#" {"a":{"alg":1},"b":[]} "#),
+            Some(vec!["a".into(), "b".into()])
+        );
         assert_eq!(top_level_names(b"{}"), Some(vec![]));
         assert_eq!(top_level_names(br#"{"a":1"#), None);
         assert_eq!(top_level_names(br#"{"a":1} x"#), None);

@@ -249,9 +249,9 @@ async fn a_half_written_jwt_is_an_error_not_an_opaque_token() {
     let (header, rest) = good.split_once('.').expect("a JWT");
     let (claims, _signature) = rest.split_once('.').expect("a JWT");
     let cuts = [
-        format!("{header}."),                              // cut after the header
-        format!("{header}.{}", &claims[..claims.len() / 2]), // cut in the claims
-        format!("{header}.{claims}"),                       // cut before the signature
+        format!("{header}."),                                    // cut after the header
+        format!("{header}.{}", &claims[..claims.len() / 2]),     // cut in the claims
+        format!("{header}.{claims}"),                            // cut before the signature
         format!("{header}.{}.sig", &claims[..claims.len() - 3]), // claims not JSON
         format!("{header}.{claims}.s"), // a signature that is not base64url
     ];
@@ -261,17 +261,30 @@ async fn a_half_written_jwt_is_an_error_not_an_opaque_token() {
         let text = chain(&err);
         assert!(text.contains("was it read while being written?"), "{text}");
         assert!(!text.contains(header), "{text}");
-        assert_eq!(auth_of(&svc).await, format!("Bearer {good}"), "the good one stays");
+        assert_eq!(
+            auth_of(&svc).await,
+            format!("Bearer {good}"),
+            "the good one stays"
+        );
     }
     // The review's example: an RS256 JWT cut at 40 characters.
     let full = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhYmMiLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJl";
     std::fs::write(&path, &full[..40]).expect("write");
-    TokenFile::new(&path).fetch().await.expect_err("a truncated JWT");
+    TokenFile::new(&path)
+        .fetch()
+        .await
+        .expect_err("a truncated JWT");
     std::fs::write(&path, full).expect("write");
     TokenFile::new(&path).fetch().await.expect("the whole JWT");
 
     // Not a JOSE header: opaque tokens, as before, whatever their dots.
-    for opaque in ["abc.def", "abc.def.ghi", "opaque", "a.b.c.d.e", "eyJhIjoxfQ.x"] {
+    for opaque in [
+        "abc.def",
+        "abc.def.ghi",
+        "opaque",
+        "a.b.c.d.e",
+        "eyJhIjoxfQ.x",
+    ] {
         std::fs::write(&path, opaque).expect("write");
         let token = TokenFile::new(&path).fetch().await.expect(opaque);
         assert_eq!(token.expires_at(), None, "{opaque}");

@@ -589,8 +589,7 @@ mod tests {
                 format!(r#"{{"error":"invalid_client","error_description":"got <{echoed}> é"}}"#);
             let err = read("`x`", &response(401, &body), &secrets)
                 .token
-                .err()
-                .expect("an error");
+                .expect_err("an error");
             assert!(err.to_string().ends_with("got <<redacted>> é"), "{err}");
         }
         let long = "x".repeat(2_000);

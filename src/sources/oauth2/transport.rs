@@ -107,6 +107,7 @@ fn response_too_large() -> BoxError {
 
 /// A token request was redirected (and the redirect followed, by the client's own policy) to
 /// `to`, an origin: the answer is not the token endpoint's.
+#[cfg(any(feature = "tower-http", feature = "reqwest-middleware"))]
 fn redirected(to: &str) -> BoxError {
     BoxError::from(format!(
         "the request was redirected (to {to}); token requests never follow redirects, so \

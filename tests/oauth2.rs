@@ -670,3 +670,399 @@ async fn a_reqwest_client_reaches_the_endpoint_too() {
         Some(&OAuthErrorCode::InvalidScope)
     );
 }
+
+// Regressions from the adversarial review of the token sources (D1, D2, D3, D6).
+
+type Bodies = Arc<Mutex<Vec<String>>>;
+
+/// A bare token endpoint on 127.0.0.1:0 recording every POST body; `answer(n, body)`
+/// answers request `n`.
+async fn serve<F, Fut>(answer: F) -> (String, Bodies)
+where
+    F: Fn(usize, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    let seen: Bodies = Arc::default();
+    let bodies = Arc::clone(&seen);
+    let app = Router::new().route(
+        "/token",
+        post(move |body: Bytes| {
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let n = {
+                let mut bodies = bodies.lock().expect("lock");
+                bodies.push(body.clone());
+                bodies.len() - 1
+            };
+            answer(n, body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn ok(body: String) -> Response {
+    (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+}
+
+/// D1: a `reqwest::Client` with its default redirect policy must not carry the client secret
+/// and the refresh token to the origin a 307/308 points at, nor must a token from wherever a
+/// redirect leads be accepted.
+#[cfg(feature = "reqwest-middleware")]
+#[tokio::test]
+async fn a_reqwest_transport_never_follows_a_redirect_with_the_secrets() {
+    let (evil, evil_seen) =
+        serve(|_, _| async { ok(r#"{"access_token":"attacker","token_type":"Bearer"}"#.into()) })
+            .await;
+    for status in [307u16, 308, 301, 302, 303] {
+        let target = evil.clone();
+        let (idp, _) = serve(move |_, _| {
+            let target = target.clone();
+            async move {
+                let status = StatusCode::from_u16(status).expect("status");
+                (status, [("location", target)]).into_response()
+            }
+        })
+        .await;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        for auth in [ClientAuth::ClientSecretPost, ClientAuth::ClientSecretBasic] {
+            let endpoint = TokenEndpoint::builder(&idp)
+                .client_id("cid")
+                .client_secret("hunter2")
+                .client_auth(auth)
+                .reqwest_client(client.clone())
+                .build()
+                .expect("valid");
+            let err = RefreshTokenGrant::new(endpoint, "rt-secret")
+                .fetch()
+                .await
+                .expect_err("a redirect is an error");
+            let text = chain(err.as_ref());
+            assert!(text.contains("redirect"), "{status}: {text}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("rt-secret"),
+                "{text}"
+            );
+        }
+        let evil_seen = evil_seen.lock().expect("lock").clone();
+        assert!(
+            evil_seen.is_empty(),
+            "{status}: the other origin got {evil_seen:?}"
+        );
+    }
+}
+
+/// D1, the tower transport: a 3xx is an error, never followed.
+#[tokio::test]
+async fn a_tower_transport_treats_a_redirect_as_an_error() {
+    let (idp, _) = serve(|_, _| async {
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", "http://127.0.0.1:9/x")],
+        )
+            .into_response()
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let err = RefreshTokenGrant::new(endpoint, "rt-secret")
+        .fetch()
+        .await
+        .expect_err("a redirect is an error");
+    assert!(
+        chain(err.as_ref()).contains("307"),
+        "{}",
+        chain(err.as_ref())
+    );
+}
+
+/// D2: the server rotates the refresh token but the rest of its 200 is rejected (an
+/// access_token that is not a b64token, a `token_type` that is not Bearer, a negative
+/// `expires_in`): the new refresh token is still kept and handed to `on_rotation`.
+#[tokio::test]
+async fn a_rotation_in_a_rejected_success_response_is_kept() {
+    let (idp, seen) = serve(|n, _| async move {
+        let rest = [
+            r#""access_token":"not b64token""#,
+            r#""access_token":"at","token_type":"Bearer ""#,
+            r#""access_token":"at","expires_in":-1"#,
+            r#""access_token":7"#,
+        ];
+        ok(format!(
+            r#"{{{},"refresh_token":"rt-{}"}}"#,
+            rest[n % rest.len()],
+            n + 2
+        ))
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let saved = Arc::clone(&rotations);
+    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
+        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    for _ in 0..4 {
+        let err = grant.fetch().await.expect_err("a rejected response");
+        assert!(
+            !chain(err.as_ref()).contains("rt-"),
+            "{}",
+            chain(err.as_ref())
+        );
+    }
+    grant.fetch().await.expect_err("a rejected response");
+    let sent: Vec<String> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|body| {
+            form_urlencoded::parse(body.as_bytes())
+                .find(|(k, _)| k == "refresh_token")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(sent, ["rt-1", "rt-2", "rt-3", "rt-4", "rt-5"]);
+    assert_eq!(
+        *rotations.lock().expect("lock"),
+        ["rt-2", "rt-3", "rt-4", "rt-5", "rt-6"]
+    );
+}
+
+/// A rotating endpoint that commits each rotation before answering; for the first request, it
+/// says so on `committed` and answers only once `release` is notified.
+async fn rotating_after_release(
+    committed: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+) -> (String, Bodies) {
+    let current = Arc::new(Mutex::new("rt-1".to_owned()));
+    serve(move |n, body| {
+        let (current, committed, release) = (
+            Arc::clone(&current),
+            Arc::clone(&committed),
+            Arc::clone(&release),
+        );
+        async move {
+            let new = {
+                let mut current = current.lock().expect("lock");
+                if !body.contains(&format!("refresh_token={}", *current)) {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        [("content-type", "application/json")],
+                        r#"{"error":"invalid_grant"}"#,
+                    )
+                        .into_response();
+                }
+                *current = format!("rt-{}", n + 2);
+                current.clone()
+            };
+            if n == 0 {
+                committed.notify_one();
+                release.notified().await;
+            }
+            ok(format!(
+                r#"{{"access_token":"at-{}","expires_in":3600,"refresh_token":"{new}"}}"#,
+                n + 1
+            ))
+        }
+    })
+    .await
+}
+
+/// D3: `invalidate()` ends the layer's fetch while the server has already rotated the
+/// refresh token; the grant still reads the answer and keeps the new refresh token, so the
+/// next fetch succeeds (and never sends the revoked one).
+#[tokio::test]
+async fn invalidate_during_a_refresh_token_exchange_keeps_the_rotation() {
+    let (committed, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
+    let (idp, seen) = rotating_after_release(Arc::clone(&committed), Arc::clone(&release)).await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let saved = Arc::clone(&rotations);
+    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
+        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    let layer = BearerAuthLayer::from_source(grant);
+    let first = tokio::spawn({
+        let layer = layer.clone();
+        async move { layer.refresh().await }
+    });
+    committed.notified().await; // the server has rotated rt-1 -> rt-2
+    layer.invalidate();
+    release.notify_one(); // and answers now
+                          // The requests waiting on the first fetch get a new one, which waits for the first
+                          // exchange's answer and then uses rt-2.
+    first
+        .await
+        .expect("task")
+        .expect("a fetch after the invalidation");
+    layer.refresh().await.expect("and the next one");
+    let bodies = seen.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    for (n, body) in bodies.iter().enumerate() {
+        assert!(
+            body.contains(&format!("refresh_token=rt-{}", n + 1)),
+            "{bodies:?}"
+        );
+    }
+    assert_eq!(*rotations.lock().expect("lock"), ["rt-2", "rt-3", "rt-4"]);
+}
+
+/// D3b: a fetch abandoned by `fetch_timeout` after the server rotated keeps the rotation
+/// too.
+#[tokio::test]
+async fn a_timed_out_refresh_token_exchange_keeps_the_rotation() {
+    let (committed, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
+    let (idp, seen) = rotating_after_release(Arc::clone(&committed), Arc::clone(&release)).await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let layer = BearerAuthLayer::builder()
+        .source(RefreshTokenGrant::new(endpoint, "rt-1"))
+        .fetch_timeout(Duration::from_millis(200))
+        .build()
+        .expect("layer");
+    let err = layer.refresh().await.expect_err("timed out");
+    assert!(chain(&err).contains("time"), "{}", chain(&err));
+    committed.notified().await;
+    release.notify_one(); // the abandoned exchange gets its answer
+                          // The backoff after a failure may hold the next fetch back; wait it out on the real clock
+                          // (the endpoint shares sockets with the client, see the top of this file).
+    let mut second = layer.refresh().await;
+    for _ in 0..50 {
+        if second.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        second = layer.refresh().await;
+    }
+    second.expect("a later fetch uses rt-2");
+    let bodies = seen.lock().expect("lock").clone();
+    assert!(bodies.len() >= 2, "{bodies:?}");
+    for (n, body) in bodies.iter().enumerate() {
+        assert!(
+            body.contains(&format!("refresh_token=rt-{}", n + 1)),
+            "{bodies:?}"
+        );
+    }
+}
+
+/// D6: a secret the server echoes back form-encoded, as the `Basic` credential, or in
+/// another case, is redacted too.
+#[tokio::test]
+async fn an_echoed_secret_is_redacted_in_any_of_its_encodings() {
+    let (idp, _) = serve(|_, body| async move {
+        let e = json!({"error": "invalid_request", "error_description": format!("cannot parse {body}")});
+        (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .client_secret("p@ss/w+rd")
+        .client_auth(ClientAuth::ClientSecretPost)
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let err = RefreshTokenGrant::new(endpoint, "Refresh Token/1")
+        .fetch()
+        .await
+        .expect_err("an error");
+    let oauth = OAuthError::find(err.as_ref()).expect("an OAuthError");
+    let text = oauth.to_string();
+    for leaked in ["p%40ss%2Fw%2Brd", "p@ss", "Refresh+Token%2F1", "Refresh"] {
+        assert!(!text.contains(leaked), "{leaked} in {text}");
+    }
+    assert!(text.contains("<redacted>"), "{text}");
+
+    let basic = base64::engine::general_purpose::STANDARD.encode("cid:p%40ss%2Fw%2Brd");
+    let (idp, _) = serve(move |_, _| {
+        let basic = basic.clone();
+        async move {
+            let e = json!({"error": "invalid_client", "error_description": format!("bad Basic {basic}; also P@SS/W+RD")});
+            (StatusCode::UNAUTHORIZED, e.to_string()).into_response()
+        }
+    })
+    .await;
+    let endpoint = TokenEndpoint::builder(&idp)
+        .client_id("cid")
+        .client_secret("p@ss/w+rd")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid");
+    let err = ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect_err("an error");
+    let text = OAuthError::find(err.as_ref())
+        .expect("an OAuthError")
+        .to_string();
+    let basic = base64::engine::general_purpose::STANDARD.encode("cid:p%40ss%2Fw%2Brd");
+    assert!(!text.contains(&basic), "{text}");
+    assert!(!text.contains("P@SS"), "{text}");
+}
+
+/// D1, the tower transport with tower-http: a response that a `FollowRedirect` inside the
+/// service brought from another URL (its `RequestUri`) is an error, and its token unused.
+#[cfg(feature = "tower-http")]
+#[tokio::test]
+async fn a_tower_http_follow_redirect_inside_the_service_is_caught() {
+    let http = service_fn(|_: Request<Bytes>| async {
+        let mut response =
+            http::Response::new(r#"{"access_token":"attacker","token_type":"Bearer"}"#.to_owned());
+        let from: http::Uri = "https://evil.example/token".parse().expect("uri");
+        response
+            .extensions_mut()
+            .insert(tower_http::follow_redirect::RequestUri(from));
+        Ok::<_, Infallible>(response)
+    });
+    let endpoint = TokenEndpoint::builder("https://idp.example/token")
+        .client_id("cid")
+        .client_secret("hunter2")
+        .http_service(http)
+        .build()
+        .expect("valid");
+    let err = ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect_err("redirected");
+    let text = chain(err.as_ref());
+    assert!(
+        text.contains("redirected (to `https://evil.example`)"),
+        "{text}"
+    );
+
+    // From the token URL itself: a token.
+    let http = service_fn(|req: Request<Bytes>| async move {
+        let mut response =
+            http::Response::new(r#"{"access_token":"good","token_type":"Bearer"}"#.to_owned());
+        response
+            .extensions_mut()
+            .insert(tower_http::follow_redirect::RequestUri(req.uri().clone()));
+        Ok::<_, Infallible>(response)
+    });
+    let endpoint = TokenEndpoint::builder("https://idp.example/token")
+        .client_id("cid")
+        .http_service(http)
+        .build()
+        .expect("valid");
+    ClientCredentials::new(endpoint)
+        .fetch()
+        .await
+        .expect("a token");
+}

@@ -5,9 +5,11 @@ use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::jwt;
@@ -28,6 +30,16 @@ const MAX_FILE_SIZE: u64 = 64 * 1024;
 ///   RFC 6750 `b64token`.
 /// - If the token is a JWT, its `exp` claim is read (not verified) and the token is never
 ///   sent past it. Other tokens have no expiry of their own.
+/// - A JWT must be whole. A token whose first dot-separated part is the base64url encoding of
+///   a JSON object with an `alg` member (a JOSE header) is taken for a JWT, and is refused
+///   (as a failed read) unless it has exactly three parts, the second the base64url encoding
+///   of a JSON object and the third empty or base64url. That catches most JWTs read while
+///   the file was being rewritten in place; a JWT cut inside its header, just after its
+///   second dot or inside its signature still looks whole and is used (a cut signature is
+///   rejected by the server: after its `401` the file is read again). A file that is renamed
+///   into place whole (as Kubernetes updates projected volumes) is never read half-written.
+///   Anything else is an opaque token, whatever it looks like: a half-written opaque token
+///   cannot be told from a whole one.
 /// - The file is re-read in the background once its interval has passed, while requests go on
 ///   using the token they have ([`Token::refresh_in`]). A re-read that fails (the file deleted,
 ///   unreadable, empty or holding something that is not a token) keeps the last good token
@@ -38,7 +50,11 @@ const MAX_FILE_SIZE: u64 = 64 * 1024;
 ///
 /// The file is read on tokio's blocking thread pool (as `tokio::fs` does), so that a slow
 /// filesystem (a stuck network mount) never blocks the runtime's threads and the layer's
-/// `fetch_timeout` still applies; outside a tokio runtime it is read in place.
+/// `fetch_timeout` still applies; outside a tokio runtime it is read in place. A read cannot
+/// be cancelled, so at most one is outstanding per `TokenFile` (and its clones): while one has
+/// not returned (a hung mount, a FIFO with no writer), every fetch fails at once with an error
+/// saying so, and no further thread is taken. The same holds for two fetches at the same
+/// time through clones shared by two layers: the second fails, and its layer retries later.
 ///
 /// ```
 /// use tower_client_headers::sources::TokenFile;
@@ -61,6 +77,8 @@ const MAX_FILE_SIZE: u64 = 64 * 1024;
 pub struct TokenFile {
     path: PathBuf,
     reread: Duration,
+    /// Held by the read on the blocking pool until it returns: one at a time.
+    reading: Arc<Mutex<()>>,
 }
 
 impl TokenFile {
@@ -77,6 +95,7 @@ impl TokenFile {
         Self {
             path: path.into(),
             reread: DEFAULT_REREAD,
+            reading: Arc::default(),
         }
     }
 
@@ -110,15 +129,27 @@ impl TokenFile {
     async fn read(&self) -> Result<Token, Error> {
         let path = self.path.clone();
         let (token, exp) = match Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(move || read_token(&path))
-                .await
-                .map_err(|_| {
-                    self.error(
+            Ok(handle) => {
+                let Ok(reading) = Arc::clone(&self.reading).try_lock_owned() else {
+                    return Err(self.error(
                         ErrorKind::TokenFetch,
-                        "the read was cancelled (the runtime is shutting down?)",
-                    )
-                })??,
+                        "the previous read of it has not returned (a hung filesystem, or a FIFO \
+                         with no writer?); no other is started until it does",
+                    ));
+                };
+                handle
+                    .spawn_blocking(move || {
+                        let _reading = reading;
+                        read_token(&path)
+                    })
+                    .await
+                    .map_err(|_| {
+                        self.error(
+                            ErrorKind::TokenFetch,
+                            "the read was cancelled (the runtime is shutting down?)",
+                        )
+                    })??
+            }
             Err(_) => read_token(&path)?,
         };
         let token = Token::new(token).refresh_in(self.reread);
@@ -175,7 +206,7 @@ fn read_token(path: &Path) -> Result<(BearerToken, Option<SystemTime>), Error> {
             "it does not hold a bearer token: {problem}"
         )));
     }
-    let exp = jwt::expiry(token);
+    let exp = jwt::check(token).map_err(invalid)?;
     Ok((BearerToken::new(token)?, exp))
 }
 

@@ -12,6 +12,55 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Nesting deeper than this is treated as malformed (no recursion without a bound).
 const MAX_DEPTH: usize = 64;
 
+/// When `token` expires, if it is a JWT, and whether it is a whole one.
+///
+/// A token whose first dot-separated part is the base64url encoding of a JSON object with an
+/// `alg` member (a JOSE header, RFC 7515 section 4) is a JWT, and must be a whole one:
+/// exactly three parts (JWS compact serialisation), the second the base64url encoding of a
+/// JSON object (the claims), the third empty (`alg: none`) or base64url (a signature). A JWT
+/// that is not whole (most often a file read while it was being written) is `Err`, with the
+/// problem. A JWE (a JOSE header with `enc` too, and five parts) is a whole token, with no
+/// expiry read. Any other token is opaque: `Ok` with the [`expiry`] of its three parts, if
+/// it has them (as before this check existed).
+///
+/// Only a cut that leaves broken claims or signature, or fewer than three parts, is caught: a
+/// file cut inside its JOSE header (no longer a JSON object: opaque), just after its second
+/// dot (an empty signature) or inside its signature (still base64url) reads as a whole
+/// token.
+pub(crate) fn check(token: &str) -> Result<Option<SystemTime>, &'static str> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let header = decode_base64url(parts.first().copied().unwrap_or_default())
+        .and_then(|header| top_level_names(&header));
+    let Some(names) = header.filter(|names| names.iter().any(|name| name == "alg")) else {
+        return Ok(expiry(token));
+    };
+    if names.iter().any(|name| name == "enc") && parts.len() == 5 {
+        return Ok(None);
+    }
+    let [_header, claims, signature] = parts[..] else {
+        return Err(
+            "it holds a JWT (its first part is a JOSE header) that does not have three \
+                    parts: was it read while being written?",
+        );
+    };
+    let whole = decode_base64url(claims)
+        .and_then(|claims| claims_exp(&claims))
+        .is_some();
+    if !whole {
+        return Err(
+            "it holds a JWT whose claims are not a base64url-encoded JSON object: was \
+                    it read while being written?",
+        );
+    }
+    if !signature.is_empty() && decode_base64url(signature).is_none() {
+        return Err(
+            "it holds a JWT whose signature is not base64url: was it read while being \
+                    written?",
+        );
+    }
+    Ok(expiry(token))
+}
+
 /// When a JWS compact-serialised JWT (`header.payload.signature`) expires, by its `exp` claim
 /// (RFC 7519 section 4.1.4), read without verifying anything. `None` if `token` is not such a
 /// JWT or has no numeric `exp`. An `exp` too large for `SystemTime` is `None` (no expiry).
@@ -66,6 +115,13 @@ pub(crate) fn decode_base64url(s: &str) -> Option<Vec<u8>> {
 /// and the member is a number. With duplicate names the last one counts (as RFC 7519 allows
 /// parsers to do, and as ECMAScript does).
 pub(crate) fn exp_claim(json: &[u8]) -> Option<f64> {
+    claims_exp(json)?
+}
+
+/// [`exp_claim`], telling a JSON object without a numeric `exp` (`Some(None)`) from anything
+/// that is not one JSON object (`None`).
+#[allow(clippy::option_option)]
+fn claims_exp(json: &[u8]) -> Option<Option<f64>> {
     let text = std::str::from_utf8(json).ok()?;
     let mut reader = Reader {
         bytes: text.as_bytes(),
@@ -73,7 +129,40 @@ pub(crate) fn exp_claim(json: &[u8]) -> Option<f64> {
     };
     let exp = reader.top_level_exp()?;
     reader.skip_whitespace();
-    (reader.pos == reader.bytes.len()).then_some(exp)?
+    (reader.pos == reader.bytes.len()).then_some(exp)
+}
+
+/// The names of the top-level members of `json`, if it is one JSON object.
+fn top_level_names(json: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(json).ok()?;
+    let mut reader = Reader {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    let mut names = Vec::new();
+    reader.skip_whitespace();
+    reader.expect(b'{')?;
+    reader.skip_whitespace();
+    if reader.peek() == Some(b'}') {
+        reader.pos += 1;
+    } else {
+        loop {
+            reader.skip_whitespace();
+            names.push(reader.string()?);
+            reader.skip_whitespace();
+            reader.expect(b':')?;
+            reader.skip_whitespace();
+            reader.value(1)?;
+            reader.skip_whitespace();
+            match reader.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    reader.skip_whitespace();
+    (reader.pos == reader.bytes.len()).then_some(names)
 }
 
 struct Reader<'a> {
@@ -404,6 +493,39 @@ mod tests {
             expiry(&format!("x.{}.y", encode_base64url(b"not json"))),
             None
         );
+    }
+
+    #[test]
+    fn a_jwt_must_be_whole_and_anything_else_is_opaque() {
+        let header = encode_base64url(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = encode_base64url(br#"{"sub":"x","exp":1700000000}"#);
+        let whole = format!("{header}.{claims}.c2ln");
+        assert_eq!(
+            check(&whole),
+            Ok(Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)))
+        );
+        for cut in 1..whole.len() {
+            let prefix = &whole[..cut];
+            let whole_looking = cut < header.len()
+                || (cut > header.len() + claims.len() + 1
+                    && cut != header.len() + claims.len() + 3);
+            assert_eq!(check(prefix).is_ok(), whole_looking, "{prefix}");
+        }
+        assert!(check(&format!("{header}.{claims}.")).is_ok(), "alg none");
+        let no_alg = encode_base64url(br#"{"typ":"JWT"}"#);
+        assert_eq!(check(&format!("{no_alg}.x")), Ok(None));
+        assert_eq!(check("abc.def"), Ok(None));
+        assert_eq!(check("opaque"), Ok(None));
+        let jwe = encode_base64url(br#"{"alg":"dir","enc":"A128GCM"}"#);
+        assert_eq!(check(&format!("{jwe}..aXY.Y2lwaGVy.dGFn")), Ok(None));
+        assert!(check(&format!("{jwe}..aXY")).is_err());
+        assert_eq!(
+            top_level_names(br#" {"a":{"alg":1},"b":[]} "#),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(top_level_names(b"{}"), Some(vec![]));
+        assert_eq!(top_level_names(br#"{"a":1"#), None);
+        assert_eq!(top_level_names(br#"{"a":1} x"#), None);
     }
 
     /// Equal, or within a relative 1e-12: `serde_json` (without its `float_roundtrip`

@@ -233,3 +233,68 @@ fn outside_a_runtime_the_file_is_read_in_place() {
     assert_eq!(token.token, BearerToken::new("t1").expect("valid"));
     assert!(format!("{source:?}").contains("reread_every: 60s"));
 }
+
+/// A JWT caught half-written (a rotation by truncate-and-write read mid-way) is an error, and
+/// the last good token stays in use; what is not a JWT stays an opaque token.
+#[tokio::test(start_paused = true)]
+async fn a_half_written_jwt_is_an_error_not_an_opaque_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("token");
+    let good = jwt(unix_now() + 3600);
+    std::fs::write(&path, &good).expect("write");
+    let layer = BearerAuthLayer::from_source(TokenFile::new(&path));
+    let svc = layer.clone().layer(echo());
+    assert_eq!(auth_of(&svc).await, format!("Bearer {good}"));
+
+    let (header, rest) = good.split_once('.').expect("a JWT");
+    let (claims, _signature) = rest.split_once('.').expect("a JWT");
+    let cuts = [
+        format!("{header}."),                                    // cut after the header
+        format!("{header}.{}", &claims[..claims.len() / 2]),     // cut in the claims
+        format!("{header}.{claims}"),                            // cut before the signature
+        format!("{header}.{}.sig", &claims[..claims.len() - 3]), // claims not JSON
+        format!("{header}.{claims}.s"), // a signature that is not base64url
+    ];
+    for cut in &cuts {
+        std::fs::write(&path, cut).expect("write");
+        let err = layer.refresh().await.expect_err("a half-written JWT");
+        let text = chain(&err);
+        assert!(text.contains("was it read while being written?"), "{text}");
+        assert!(!text.contains(header), "{text}");
+        assert_eq!(
+            auth_of(&svc).await,
+            format!("Bearer {good}"),
+            "the good one stays"
+        );
+    }
+    // The review's example: an RS256 JWT cut at 40 characters.
+    let full = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhYmMiLCJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJl";
+    std::fs::write(&path, &full[..40]).expect("write");
+    TokenFile::new(&path)
+        .fetch()
+        .await
+        .expect_err("a truncated JWT");
+    std::fs::write(&path, full).expect("write");
+    TokenFile::new(&path).fetch().await.expect("the whole JWT");
+
+    // Not a JOSE header: opaque tokens, as before, whatever their dots.
+    for opaque in [
+        "abc.def",
+        "abc.def.ghi",
+        "opaque",
+        "a.b.c.d.e",
+        "eyJhIjoxfQ.x",
+    ] {
+        std::fs::write(&path, opaque).expect("write");
+        let token = TokenFile::new(&path).fetch().await.expect(opaque);
+        assert_eq!(token.expires_at(), None, "{opaque}");
+    }
+    // An unsecured JWT (empty signature) and a JWE (five parts) are tokens.
+    let none = encode_base64url(br#"{"alg":"none"}"#);
+    let claims = encode_base64url(br#"{"sub":"x"}"#);
+    std::fs::write(&path, format!("{none}.{claims}.")).expect("write");
+    TokenFile::new(&path).fetch().await.expect("alg none");
+    let jwe = encode_base64url(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#);
+    std::fs::write(&path, format!("{jwe}.a2V5.aXY.Y2lwaGVy.dGFn")).expect("write");
+    TokenFile::new(&path).fetch().await.expect("a JWE");
+}

@@ -101,7 +101,19 @@ impl TokenEndpoint {
 
     /// POST a token request with `params` (the grant's), authenticated as this client, and
     /// read the response. `secret` (a refresh token) is cut out of anything the server says.
-    pub(super) async fn exchange(
+    /// A new refresh token in a success response is in the answer even when the rest of the
+    /// response is rejected.
+    pub(super) async fn exchange(&self, params: &[(&str, &str)], secret: Option<&str>) -> Granted {
+        match self.send(params, secret).await {
+            Ok(granted) => granted,
+            Err(err) => Granted {
+                token: Err(err),
+                refresh_token: None,
+            },
+        }
+    }
+
+    async fn send(
         &self,
         params: &[(&str, &str)],
         secret: Option<&str>,
@@ -115,11 +127,38 @@ impl TokenEndpoint {
                 source,
             )
         })?;
+        if response.status().is_redirection() {
+            return Err(Error::new(
+                ErrorKind::TokenFetch,
+                format!(
+                    "token endpoint {} answered {} (a redirect): token requests never follow \
+                     redirects, which would carry the client's credentials elsewhere; give the \
+                     endpoint's final URL",
+                    inner.name,
+                    response.status()
+                ),
+            )
+            .into());
+        }
+        // What the server might echo: the secret, the refresh token, the `Basic` credential
+        // (form-encoded and not, as servers differ).
+        let basic = inner
+            .client_secret
+            .as_deref()
+            .map_or([String::new(), String::new()], |s| {
+                [
+                    basic_token(&inner.client_id, s),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{}:{s}", inner.client_id)),
+                ]
+            });
         let secrets = [
             inner.client_secret.as_deref().unwrap_or(""),
             secret.unwrap_or(""),
+            &basic[0],
+            &basic[1],
         ];
-        response::read(&inner.name, &response, &secrets)
+        Ok(response::read(&inner.name, &response, &secrets))
     }
 
     /// The token request: `params` and the client's authentication, form-encoded.
@@ -157,14 +196,16 @@ impl TokenEndpoint {
     }
 }
 
-/// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
-fn basic_credentials(client_id: &str, secret: &str) -> Result<HeaderValue, Error> {
+/// `base64(urlencode(id):urlencode(secret))`, the `Basic` credential.
+fn basic_token(client_id: &str, secret: &str) -> String {
     let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let pair = format!("{}:{}", encode(client_id), encode(secret));
-    let value = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    );
+    base64::engine::general_purpose::STANDARD.encode(pair)
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
+fn basic_credentials(client_id: &str, secret: &str) -> Result<HeaderValue, Error> {
+    let value = format!("Basic {}", basic_token(client_id, secret));
     let mut value = HeaderValue::try_from(value).map_err(|_| {
         // Base64 is always a valid header value; this is unreachable in practice.
         Error::new(
@@ -284,6 +325,10 @@ impl TokenEndpointBuilder {
     /// another body type, adapt it with `tower::ServiceExt::map_request`. The service is
     /// cloned for each request; it need not be `Sync`.
     ///
+    /// A `3xx` answer is an error: token requests never follow redirects. Do not put a
+    /// redirect-following layer on the service; with the `tower-http` feature, a response
+    /// that tower-http's `FollowRedirect` brought from another URL is an error too.
+    ///
     /// Layers on it apply to the token requests too (a timeout, tracing). Do not put this
     /// crate's `BearerAuthLayer` on it: the token endpoint takes client credentials, not the
     /// token it issues.
@@ -319,15 +364,27 @@ impl TokenEndpointBuilder {
 
     /// Reach the token endpoint with a `reqwest::Client` (feature `reqwest-middleware`).
     ///
+    /// Token requests never follow redirects: build the client with
+    /// `reqwest::redirect::Policy::none()` (reqwest's default follows up to 10). Whatever its
+    /// policy, a token request fails when the endpoint redirects: the request body (the
+    /// client secret with `client_secret_post`, the refresh token) is sent so that reqwest
+    /// cannot re-send it on a 307/308, and a response from any URL but the token URL (a
+    /// followed 301/302/303) is an error whose body is never read. Only with `Policy::none()`
+    /// is nothing at all sent to the new location: a following policy still makes reqwest send
+    /// it a `GET` after a 301/302/303 (with no body, and no `Authorization` to another origin).
+    ///
     /// ```
     /// use tower_client_headers::sources::TokenEndpoint;
     ///
+    /// let client = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()?;
     /// let endpoint = TokenEndpoint::builder("https://idp.example.com/token")
     ///     .client_id("my-app")
     ///     .client_secret("s3cret")
-    ///     .reqwest_client(reqwest::Client::new())
+    ///     .reqwest_client(client)
     ///     .build()?;
-    /// # Ok::<(), tower_client_headers::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "reqwest-middleware")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]

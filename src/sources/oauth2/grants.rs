@@ -5,9 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::endpoint::TokenEndpoint;
-use crate::error::BoxError;
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::token::{Token, TokenSource};
 use crate::trace;
 
@@ -159,7 +163,7 @@ impl TokenSource for ClientCredentials {
             let params = self
                 .extras
                 .params(&[("grant_type", "client_credentials")], &scope);
-            Ok(self.endpoint.exchange(&params, None).await?.token)
+            self.endpoint.exchange(&params, None).await.token
         })
     }
 }
@@ -189,9 +193,20 @@ type OnRotation = Arc<dyn Fn(&str) + Send + Sync>;
 /// A refresh token is never sent twice at the same time: the layer makes one fetch at a
 /// time, and the grant itself holds the refresh token while it is being used, so clones of
 /// the grant (or two layers sharing one) wait for each other and each uses the latest
-/// token. A fetch the layer abandons (its timeout passed) may still have reached the server,
-/// which may have rotated the token without this client seeing the answer; the next fetch
-/// then fails with `invalid_grant`, which needs a new sign-in
+/// token.
+///
+/// A rotation is never lost to a fetch that ends early. Inside a tokio runtime each exchange
+/// runs in a task of its own (`tokio::spawn`) that the fetch awaits, holding the refresh
+/// token: when the layer abandons the fetch (its `fetch_timeout` passed, `invalidate()`, a
+/// background refresh outlived by its token), the exchange still runs to its end, a new
+/// refresh token in the answer is kept (and handed to `on_rotation`), and the next fetch waits
+/// for it. An exchange that has not ended 2 minutes after it began is given up (its HTTP
+/// request dropped), so that a token endpoint that never answers cannot hold the grant for
+/// ever. A new refresh token is kept even from a success response that is otherwise rejected
+/// (a malformed access token, say), since the server has rotated all the same. Outside a
+/// tokio runtime (another executor), the exchange runs inside the fetch, and a fetch dropped
+/// mid-exchange loses whatever the server answered: if it had rotated the refresh token, the
+/// next fetch fails with `invalid_grant`, which needs a new sign-in
 /// ([`OAuthErrorCode::InvalidGrant`](super::OAuthErrorCode::InvalidGrant)).
 ///
 /// `Debug` and errors never show the refresh token or the client secret.
@@ -225,7 +240,7 @@ pub struct RefreshTokenGrant {
     endpoint: TokenEndpoint,
     extras: Extras,
     /// The current refresh token, held for the whole of each exchange.
-    refresh_token: Arc<tokio::sync::Mutex<String>>,
+    refresh_token: Arc<Mutex<String>>,
     on_rotation: Option<OnRotation>,
 }
 
@@ -250,7 +265,7 @@ impl RefreshTokenGrant {
         Self {
             endpoint,
             extras: Extras::default(),
-            refresh_token: Arc::new(tokio::sync::Mutex::new(refresh_token.into())),
+            refresh_token: Arc::new(Mutex::new(refresh_token.into())),
             on_rotation: None,
         }
     }
@@ -316,35 +331,79 @@ impl RefreshTokenGrant {
     }
 }
 
+/// How long an exchange run in a task of its own may take before it is given up.
+const EXCHANGE_LIMIT: Duration = Duration::from_secs(120);
+
+/// One use of the refresh token: everything the exchange needs, owned, so that it can run in
+/// a task of its own.
+struct Exchange {
+    endpoint: TokenEndpoint,
+    extras: Extras,
+    on_rotation: Option<OnRotation>,
+}
+
+impl Exchange {
+    /// POST the refresh token held by `current` and keep a new one the server answers with.
+    /// `current` is held until then: one use at a time.
+    async fn run(self, mut current: OwnedMutexGuard<String>) -> Result<Token, BoxError> {
+        let scope = self.extras.scope();
+        let granted = {
+            let params = self.extras.params(
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", current.as_str()),
+                ],
+                &scope,
+            );
+            self.endpoint
+                .exchange(&params, Some(current.as_str()))
+                .await
+        };
+        if let Some(new) = granted.refresh_token.filter(|new| *new != *current) {
+            *current = new;
+            match &self.on_rotation {
+                Some(callback) => {
+                    trace::refresh_token_rotated(true);
+                    callback(current.as_str());
+                }
+                None => trace::refresh_token_rotated(false),
+            }
+        }
+        granted.token
+    }
+}
+
 impl TokenSource for RefreshTokenGrant {
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Token, BoxError>> + Send + '_>> {
         Box::pin(async move {
-            // Held until the answer is in and a rotated token stored: one use at a time.
-            let mut current = self.refresh_token.lock().await;
-            let scope = self.extras.scope();
-            let granted = {
-                let params = self.extras.params(
-                    &[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", current.as_str()),
-                    ],
-                    &scope,
-                );
-                self.endpoint
-                    .exchange(&params, Some(current.as_str()))
-                    .await?
+            let current = Arc::clone(&self.refresh_token).lock_owned().await;
+            let exchange = Exchange {
+                endpoint: self.endpoint.clone(),
+                extras: self.extras.clone(),
+                on_rotation: self.on_rotation.clone(),
             };
-            if let Some(new) = granted.refresh_token.filter(|new| *new != *current) {
-                *current = new;
-                match &self.on_rotation {
-                    Some(callback) => {
-                        trace::refresh_token_rotated(true);
-                        callback(current.as_str());
-                    }
-                    None => trace::refresh_token_rotated(false),
-                }
-            }
-            Ok(granted.token)
+            let Ok(handle) = Handle::try_current() else {
+                // No runtime to run it apart: dropping this fetch drops the exchange.
+                return exchange.run(current).await;
+            };
+            // Apart from this fetch, so that dropping the fetch cannot lose the answer.
+            let task = handle.spawn(exchange.run(current));
+            let abort = task.abort_handle();
+            // The bound, in a task of its own too: if the runtime has no timer, only that
+            // task fails, and the exchange is just not bounded.
+            drop(handle.spawn(async move {
+                tokio::time::sleep(EXCHANGE_LIMIT).await;
+                abort.abort();
+            }));
+            task.await.map_err(|err| {
+                let problem = if err.is_panic() {
+                    "the refresh-token exchange panicked (in the on_rotation callback?)"
+                } else {
+                    "the refresh-token exchange was cancelled (it took over 2 minutes, or the \
+                     runtime is shutting down)"
+                };
+                BoxError::from(Error::new(ErrorKind::TokenFetch, problem))
+            })?
         })
     }
 }

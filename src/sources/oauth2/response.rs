@@ -15,26 +15,44 @@ use crate::token::{BearerToken, Token};
 /// The longest `error_description` kept; the rest is cut.
 const MAX_DESCRIPTION: usize = 512;
 
-/// What a successful token response granted.
+/// What a token response granted.
 pub(super) struct Granted {
-    pub(super) token: Token,
-    /// A new refresh token, if the response has one (RFC 6749 section 6: the server may
-    /// rotate it).
+    /// The access token, or what was wrong with the response.
+    pub(super) token: Result<Token, BoxError>,
+    /// A new refresh token, if a success response has one (RFC 6749 section 6: the server
+    /// may rotate it), even when the rest of the response is rejected: the server has
+    /// rotated all the same, and the old refresh token is no longer good.
     pub(super) refresh_token: Option<String>,
 }
 
 /// Read a token endpoint's response. `endpoint` names it in messages; `secrets` (the client
 /// secret, the refresh token sent) are cut out of anything the server says back.
-pub(super) fn read(
-    endpoint: &str,
-    response: &Response<Bytes>,
-    secrets: &[&str],
-) -> Result<Granted, BoxError> {
-    let status = response.status();
+pub(super) fn read(endpoint: &str, response: &Response<Bytes>, secrets: &[&str]) -> Granted {
     let object = match serde_json::from_slice::<Value>(response.body()) {
         Ok(Value::Object(object)) => Some(object),
         _ => None,
     };
+    // First, whatever else the response holds: a rotation is lost if it is not kept.
+    let refresh_token = match (&object, response.status().is_success()) {
+        (Some(object), true) => match object.get("refresh_token") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Granted {
+        token: token(endpoint, response.status(), object, secrets),
+        refresh_token,
+    }
+}
+
+/// The access token of a response whose body is `object` (if it is a JSON object).
+fn token(
+    endpoint: &str,
+    status: StatusCode,
+    object: Option<Map<String, Value>>,
+    secrets: &[&str],
+) -> Result<Token, BoxError> {
     let malformed = |problem: &str| -> BoxError {
         Error::new(
             ErrorKind::TokenFetch,
@@ -80,7 +98,7 @@ enum Problem {
     Token(Error),
 }
 
-fn granted(object: &Map<String, Value>) -> Result<Granted, Problem> {
+fn granted(object: &Map<String, Value>) -> Result<Token, Problem> {
     let malformed = |s: &str| Problem::Malformed(s.to_owned());
     let access_token = match object.get("access_token") {
         Some(Value::String(token)) => token,
@@ -108,17 +126,13 @@ fn granted(object: &Map<String, Value>) -> Result<Granted, Problem> {
             .ok_or_else(|| malformed("an `expires_in` that is negative or not a number"))?,
         Some(_) => return Err(malformed("an `expires_in` that is not a number")),
     };
-    let refresh_token = match object.get("refresh_token") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.clone()),
+    // Kept by `read` whatever else is wrong; only checked here.
+    match object.get("refresh_token") {
+        None | Some(Value::Null | Value::String(_)) => {}
         Some(_) => return Err(malformed("a `refresh_token` that is not a string")),
-    };
+    }
     let token = BearerToken::new(access_token.as_str()).map_err(Problem::Token)?;
-    Ok(Granted {
-        token: Token::new(token).lifetime(lifetime),
-        refresh_token,
-    })
+    Ok(Token::new(token).lifetime(lifetime))
 }
 
 /// `expires_in` as a lifetime: `Some(None)` for zero (the server gives no lifetime, as when
@@ -141,7 +155,8 @@ fn seconds(n: Option<f64>) -> Option<Option<Duration>> {
 /// [`source`](std::error::Error::source) chain; [`OAuthError::find`] looks it up. The
 /// description is the server's text, with control characters removed, cut at 512
 /// characters, and with the client secret and refresh token cut out if the server echoed
-/// them.
+/// them: as they are, form-urlencoded (as they were sent), or as the `Basic` credential, in
+/// any ASCII case.
 ///
 /// ```
 /// use tower_client_headers::sources::{OAuthError, OAuthErrorCode};
@@ -359,12 +374,34 @@ fn sanitize(text: &str, max: usize) -> String {
     out
 }
 
-/// `text` with every secret in `secrets` cut out.
+/// `text` with every secret in `secrets` cut out: as given, form-urlencoded (as it was sent in
+/// the body, with `+` or `%20` for a space), in any ASCII case.
 fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, "<redacted>");
+        let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let percent = form.replace('+', "%20");
+        for variant in [form.as_str(), percent.as_str(), secret] {
+            out = replace_ignoring_ascii_case(&out, variant, "<redacted>");
+        }
     }
+    out
+}
+
+/// `text` with every occurrence of `needle` (compared ignoring ASCII case) replaced by `with`.
+fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
+    // ASCII lowercasing keeps every byte where it was, so positions in `lower` are positions
+    // in `text`, and they fall on character boundaries (the needle is whole characters).
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        out.push_str(text.get(last..at).unwrap_or_default());
+        out.push_str(with);
+        last = at + needle.len();
+    }
+    out.push_str(text.get(last..).unwrap_or_default());
     out
 }
 
@@ -378,12 +415,40 @@ mod tests {
         response
     }
 
-    fn read_body(status: u16, body: &str) -> Result<Granted, BoxError> {
-        read(
+    struct Read {
+        token: Token,
+        refresh_token: Option<String>,
+    }
+
+    fn read_body(status: u16, body: &str) -> Result<Read, BoxError> {
+        let granted = read(
             "`https://idp.example/token`",
             &response(status, body),
             &["hunter2"],
-        )
+        );
+        let refresh_token = granted.refresh_token;
+        granted.token.map(|token| Read {
+            token,
+            refresh_token,
+        })
+    }
+
+    #[test]
+    fn a_rotation_is_kept_whatever_else_is_wrong_with_a_success_response() {
+        for body in [
+            r#"{"access_token":"not b64token","refresh_token":"r2"}"#,
+            r#"{"access_token":"a","token_type":"mac","refresh_token":"r2"}"#,
+            r#"{"access_token":"a","expires_in":-1,"refresh_token":"r2"}"#,
+            r#"{"access_token":5,"refresh_token":"r2"}"#,
+            r#"{"refresh_token":"r2"}"#,
+        ] {
+            let granted = read("`x`", &response(200, body), &[]);
+            assert!(granted.token.is_err(), "{body}");
+            assert_eq!(granted.refresh_token.as_deref(), Some("r2"), "{body}");
+        }
+        // Not from an error status.
+        let body = r#"{"error":"invalid_grant","refresh_token":"r2"}"#;
+        assert_eq!(read("`x`", &response(400, body), &[]).refresh_token, None);
     }
 
     fn err_text(status: u16, body: &str) -> String {
@@ -513,6 +578,20 @@ mod tests {
         );
         let err = read_body(401, &body).err().expect("an error");
         assert!(!err.to_string().contains("hunt"), "{err}");
+        // Form-encoded, percent-encoded, in another case.
+        let secrets = ["p@ss w/rd+é"];
+        for echoed in [
+            "p%40ss+w%2Frd%2B%C3%A9",
+            "p%40ss%20w%2frd%2b%c3%a9",
+            "P@SS W/RD+é",
+        ] {
+            let body =
+                format!(r#"{{"error":"invalid_client","error_description":"got <{echoed}> é"}}"#);
+            let err = read("`x`", &response(401, &body), &secrets)
+                .token
+                .expect_err("an error");
+            assert!(err.to_string().ends_with("got <<redacted>> é"), "{err}");
+        }
         let long = "x".repeat(2_000);
         let body = format!(r#"{{"error":"invalid_request","error_description":"{long}"}}"#);
         let err = read_body(400, &body).err().expect("an error");

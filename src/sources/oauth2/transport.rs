@@ -54,6 +54,8 @@ where
     ResBody::Error: Into<BoxError>,
 {
     fn send(&self, request: Request<Bytes>) -> Sent<'_> {
+        #[cfg(feature = "tower-http")]
+        let sent_to = request.uri().clone();
         let mut service = self
             .service
             .lock()
@@ -67,6 +69,15 @@ where
                 .call(request.map(ReqBody::from))
                 .await
                 .map_err(Into::into)?;
+            // A tower-http `FollowRedirect` inside the service says where the response came
+            // from: anywhere but the token URL is a redirect that was followed.
+            #[cfg(feature = "tower-http")]
+            if let Some(tower_http::follow_redirect::RequestUri(from)) = response.extensions().get()
+            {
+                if *from != sent_to {
+                    return Err(redirected(&origin_of(from)));
+                }
+            }
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_SIZE)
                 .collect()
@@ -94,12 +105,63 @@ fn response_too_large() -> BoxError {
     ))
 }
 
+/// A token request was redirected (and the redirect followed, by the client's own policy) to
+/// `to`, an origin: the answer is not the token endpoint's.
+#[cfg(any(feature = "tower-http", feature = "reqwest-middleware"))]
+fn redirected(to: &str) -> BoxError {
+    BoxError::from(format!(
+        "the request was redirected (to {to}); token requests never follow redirects, so \
+         give the token endpoint's final URL (and, for a reqwest::Client, build it with \
+         `redirect::Policy::none()`)"
+    ))
+}
+
+/// `scheme://host[:port]` of `uri`, for messages.
+#[cfg(feature = "tower-http")]
+fn origin_of(uri: &http::Uri) -> String {
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => {
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            format!("`{scheme}://{host}`")
+        }
+        _ => "another URL".to_owned(),
+    }
+}
+
+/// A `reqwest::Client` follows redirects by its own policy (10 hops by default), which this
+/// crate cannot change per request. So that no policy can carry the client secret or the
+/// refresh token to another origin:
+///
+/// - the body is a stream that reqwest cannot clone, and reqwest follows a 307/308 (which
+///   re-sends the body) only with a body it can clone: it returns the 3xx instead, which is
+///   an error;
+/// - after a 301/302/303 reqwest follows with a GET, without the body and (to another
+///   origin) without the `Authorization` header; the response it ends with comes from
+///   another URL, which is an error too, and its body is never read.
 #[cfg(feature = "reqwest-middleware")]
 impl Transport for reqwest::Client {
     fn send(&self, request: Request<Bytes>) -> Sent<'_> {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))?;
+            let (mut parts, body) = request.into_parts();
+            parts.headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(body.len()),
+            );
+            let body = reqwest::Body::wrap(http_body_util::Full::new(body));
+            let request = reqwest::Request::try_from(Request::from_parts(parts, body))?;
+            let sent_to = request.url().clone();
             let mut response = self.execute(request).await?;
+            if *response.url() != sent_to {
+                let url = response.url();
+                let to = match url.host_str() {
+                    Some(host) => match url.port() {
+                        Some(port) => format!("`{}://{host}:{port}`", url.scheme()),
+                        None => format!("`{}://{host}`", url.scheme()),
+                    },
+                    None => "another URL".to_owned(),
+                };
+                return Err(redirected(&to));
+            }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await? {
                 if body.len() + chunk.len() > MAX_RESPONSE_SIZE {

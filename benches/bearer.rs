@@ -12,25 +12,19 @@
 //!   The two should match: the policy adds nothing to the clone but a look at the response's
 //!   extensions.
 //!
-//! `bearer_contention`: a 2-worker tokio runtime, N tasks each sending its share of the
-//! requests through its own clone of one shared layer. The time reported is wall time per
-//! request over all tasks, so with 2 workers N >= 2 can be up to twice as fast as N = 1;
-//! "flat" means the cached path keeps its ratio to the fixed path as N grows.
+//! The request is the one every bench sends (`common::request`). How the paths scale across
+//! worker threads is in `benches/contention.rs`.
 
 mod common;
 
-use std::future::Future;
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
-use http::{Request, Response};
-use tokio::runtime::Runtime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use http::Request;
 use tower::Service;
-use tower_client_headers::BearerAuthLayer;
 
-use common::{call, inner, request, wrap};
+use common::{call, inner, request, warm, wrap};
 
 fn bench_one<S>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut svc: S)
 where
@@ -38,24 +32,6 @@ where
     S::Error: std::fmt::Debug,
 {
     group.bench_function(name, |b| b.iter(|| call(&mut svc, request())));
-}
-
-/// A service over `layer`, its token fetched by one request first.
-fn warm(
-    rt: &Runtime,
-    layer: &BearerAuthLayer,
-) -> impl Service<
-    Request<()>,
-    Response = Response<()>,
-    Error = tower_client_headers::BoxError,
-    Future = impl Future + Send,
-> + Clone
-       + Send
-       + 'static {
-    let mut svc = wrap(layer, inner());
-    rt.block_on(svc.call(request()))
-        .expect("the first fetch succeeds");
-    svc
 }
 
 fn bearer(c: &mut Criterion) {
@@ -106,51 +82,5 @@ fn bearer(c: &mut Criterion) {
     group.finish();
 }
 
-/// Run `iters` requests split over `tasks` tasks, each with its own clone of `svc`, and return
-/// the wall time scaled to exactly `iters` requests.
-fn run_tasks<S>(rt: &Runtime, svc: &S, tasks: u64, iters: u64) -> Duration
-where
-    S: Service<Request<()>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Response: Send,
-    S::Error: std::fmt::Debug + Send,
-{
-    common::run_split(rt, tasks, iters, |per_task| {
-        let mut svc = svc.clone();
-        async move {
-            for _ in 0..per_task {
-                black_box(svc.call(request()).await.expect("request succeeds"));
-            }
-        }
-    })
-}
-
-fn bearer_contention(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let bare = inner();
-    let fixed = wrap(&common::bearer_fixed_layer(), inner());
-    let cached = warm(&rt, &common::bearer_source_layer());
-    let mut group = c.benchmark_group("bearer_contention");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    for tasks in [1u64, 2, 8, 32] {
-        group.bench_function(BenchmarkId::new("bare", tasks), |b| {
-            b.iter_custom(|iters| run_tasks(&rt, &bare, tasks, iters))
-        });
-        group.bench_function(BenchmarkId::new("fixed", tasks), |b| {
-            b.iter_custom(|iters| run_tasks(&rt, &fixed, tasks, iters))
-        });
-        group.bench_function(BenchmarkId::new("cached", tasks), |b| {
-            b.iter_custom(|iters| run_tasks(&rt, &cached, tasks, iters))
-        });
-    }
-    group.finish();
-}
-
-criterion_group!(benches, bearer, bearer_contention);
+criterion_group!(benches, bearer);
 criterion_main!(benches);

@@ -6,12 +6,14 @@
 //! ```text
 //! cargo bench --bench callgrind --no-run
 //! valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file=cg.out \
-//!     target/release/deps/callgrind-<hash> default_headers/8
+//!     target/release/deps/callgrind-<hash> default_headers/8_with_accept
 //! callgrind_annotate cg.out | head    # total Ir / ITERS = instructions per request
 //! ```
 //!
-//! Arguments: variant names (see `VARIANTS`); none runs every variant. `ITERS` (env) sets the
-//! measured requests per variant (default 10000). Flags such as `--bench` are ignored.
+//! Arguments: variant names (`common::VARIANTS`, with `SHAPE` one of `common::SHAPES`: `8` is
+//! 8 session names none of which the request has, `8_with_accept` 8 names one of which,
+//! `accept`, it has); none runs every variant of every shape. `ITERS` (env) sets the measured
+//! requests per variant (default 10000). Flags such as `--bench` are ignored.
 
 mod common;
 
@@ -20,30 +22,7 @@ use std::hint::black_box;
 use http::Request;
 use tower::Service;
 
-use common::{call, inner, request, session_headers, tower_http_stacked, wrap, HandLoop};
-
-const VARIANTS: &[&str] = &[
-    "bare",
-    "hand_loop/1",
-    "default_headers/1",
-    "tower_http_multiple/1",
-    "tower_http_stacked/1",
-    "hand_loop/8",
-    "default_headers/8",
-    "tower_http_multiple/8",
-    "tower_http_stacked/8",
-    "hand_loop/32",
-    "default_headers/32",
-    "tower_http_multiple/32",
-    "tower_http_stacked/32",
-    "tower_http_auth",
-    "fixed",
-    "cached",
-    "cached_expiring",
-    // With the `retry` feature: `cached` behind tower's `Retry`.
-    "retry_clone_only",
-    "retry_unauthorized",
-];
+use common::{call, request, Runner, SHAPES, VARIANTS};
 
 /// The only code callgrind counts: `iters` requests through `svc`.
 #[inline(never)]
@@ -57,71 +36,20 @@ where
     }
 }
 
-fn run<S>(mut svc: S, iters: u64)
-where
-    S: Service<Request<()>>,
-    S::Error: std::fmt::Debug,
-{
-    for _ in 0..100 {
-        black_box(call(&mut svc, request()));
-    }
-    measured(&mut svc, iters);
-}
+struct Measure(u64);
 
-fn run_variant(name: &str, iters: u64, rt: &tokio::runtime::Runtime) {
-    let (kind, n) = match name.split_once('/') {
-        Some((kind, n)) => (kind, n.parse::<usize>().expect("a header count")),
-        None => (name, 0),
-    };
-    let headers = session_headers(n);
-    match (kind, n) {
-        ("bare", _) => run(inner(), iters),
-        ("hand_loop", _) => run(HandLoop::new(inner(), &headers), iters),
-        ("default_headers", _) => run(
-            wrap(&common::default_headers_layer(&headers), inner()),
-            iters,
-        ),
-        ("tower_http_multiple", _) => run(
-            wrap(&common::tower_http_multiple_layer(&headers), inner()),
-            iters,
-        ),
-        ("tower_http_stacked", 1) => run(tower_http_stacked!(inner(), &headers; 0), iters),
-        ("tower_http_stacked", 8) => run(
-            tower_http_stacked!(inner(), &headers; 0 1 2 3 4 5 6 7),
-            iters,
-        ),
-        ("tower_http_stacked", 32) => run(
-            tower_http_stacked!(inner(), &headers;
-                0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
-                16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31),
-            iters,
-        ),
-        ("tower_http_auth", _) => run(wrap(&common::tower_http_auth_layer(), inner()), iters),
-        ("fixed", _) => run(wrap(&common::bearer_fixed_layer(), inner()), iters),
-        ("cached" | "cached_expiring", _) => {
-            let layer = if kind == "cached" {
-                common::bearer_source_layer()
-            } else {
-                common::bearer_expiring_source_layer()
-            };
-            let mut svc = wrap(&layer, inner());
-            rt.block_on(svc.call(request()))
-                .expect("the first fetch succeeds");
-            run(svc, iters)
+impl Runner for Measure {
+    fn run<S>(&mut self, mut svc: S)
+    where
+        S: Service<Request<()>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Response: Send,
+        S::Error: std::fmt::Debug + Send,
+    {
+        for _ in 0..100 {
+            black_box(call(&mut svc, request()));
         }
-        #[cfg(feature = "retry")]
-        ("retry_clone_only" | "retry_unauthorized", _) => {
-            let mut svc = wrap(&common::bearer_source_layer(), inner());
-            rt.block_on(svc.call(request()))
-                .expect("the first fetch succeeds");
-            if kind == "retry_clone_only" {
-                run(tower::retry::Retry::new(common::CloneOnly, svc), iters)
-            } else {
-                let policy = tower_client_headers::RetryUnauthorized::new();
-                run(tower::retry::Retry::new(policy, svc), iters)
-            }
-        }
-        _ => panic!("unknown variant {name:?}; one of {VARIANTS:?}"),
+        measured(&mut svc, self.0);
     }
 }
 
@@ -139,12 +67,19 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
         .collect();
-    let chosen: Vec<&str> = if named.is_empty() {
-        VARIANTS.to_vec()
+    let chosen: Vec<String> = if named.is_empty() {
+        VARIANTS
+            .iter()
+            .filter(|v| cfg!(feature = "retry") || !v.starts_with("retry"))
+            .flat_map(|v| match v.strip_suffix("SHAPE") {
+                Some(kind) => SHAPES.iter().map(|s| format!("{kind}{s}")).collect(),
+                None => vec![v.to_string()],
+            })
+            .collect()
     } else {
-        named.iter().map(String::as_str).collect()
+        named
     };
     for name in chosen {
-        run_variant(name, iters, &rt);
+        common::run_variant(&name, &rt, &mut Measure(iters));
     }
 }

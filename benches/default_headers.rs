@@ -1,5 +1,11 @@
-//! `DefaultHeadersLayer` against the alternatives a user has, at 1, 8 and 32 session headers
-//! (every one if-absent, none already on the request):
+//! `DefaultHeadersLayer` against the alternatives a user has, every session header if-absent,
+//! for the session shapes of `common::SHAPES`:
+//!
+//! - `1`, `8`, `32`: that many session headers, none already on the request (all are added);
+//! - `8_with_accept`: 8 session headers, one of them `accept`, which the request carries too
+//!   (the request's value wins, 7 are added): the shape of issue 15.
+//!
+//! The variants:
 //!
 //! - `bare`: the inner service alone (the baseline every overhead is measured from);
 //! - `hand_loop`: `if !contains_key(name) { insert(name, value) }` per header, the floor;
@@ -18,9 +24,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Cr
 use http::Request;
 use tower::Service;
 
-use common::{call, inner, request, session_headers, tower_http_stacked, wrap, HandLoop, SIZES};
+use common::{call, inner, request, session_of, tower_http_stacked, wrap, HandLoop, SHAPES};
 
-fn bench_one<S>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: usize, mut svc: S)
+fn bench_one<S>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, n: &str, mut svc: S)
 where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
@@ -35,8 +41,8 @@ fn default_headers(c: &mut Criterion) {
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for n in SIZES {
-        let headers = session_headers(n);
+    for n in SHAPES {
+        let headers = session_of(n);
         bench_one(&mut group, "bare", n, inner());
         bench_one(&mut group, "hand_loop", n, HandLoop::new(inner(), &headers));
         bench_one(
@@ -51,7 +57,7 @@ fn default_headers(c: &mut Criterion) {
             n,
             wrap(&common::tower_http_multiple_layer(&headers), inner()),
         );
-        match n {
+        match headers.len() {
             1 => bench_one(
                 &mut group,
                 "tower_http_stacked",
@@ -72,7 +78,7 @@ fn default_headers(c: &mut Criterion) {
                     0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                     16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31),
             ),
-            _ => unreachable!("SIZES is 1, 8, 32"),
+            _ => unreachable!("SHAPES have 1, 8 or 32 headers"),
         }
     }
     group.finish();

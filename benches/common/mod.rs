@@ -84,6 +84,34 @@ where
         .expect("the bench request succeeds")
 }
 
+/// The session of the request shape "8 with accept": 8 realistic names, `accept` among them,
+/// which the request carries too (as most requests carry a header or two of their own, and
+/// sometimes one the session also sets): with the if-absent policy the request's `accept`
+/// wins and 7 names are added. The other 7 are the first 7 of [`session_headers`].
+pub(crate) fn session_headers_with_accept() -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = session_headers(7);
+    headers.insert(
+        1,
+        (
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/plain;q=0.5"),
+        ),
+    );
+    headers
+}
+
+/// The session headers a bench size names: `"N"` is [`session_headers`]`(N)` (none of them on
+/// the request), `"8_with_accept"` is [`session_headers_with_accept`].
+pub(crate) fn session_of(size: &str) -> Vec<(HeaderName, HeaderValue)> {
+    match size {
+        "8_with_accept" => session_headers_with_accept(),
+        n => session_headers(n.parse().expect("a header count or 8_with_accept")),
+    }
+}
+
+/// The sizes (session header sets) the `DefaultHeaders` benches compare, by name.
+pub(crate) const SHAPES: [&str; 4] = ["1", "8", "8_with_accept", "32"];
+
 /// `n` (at most 32) realistic session headers. Names are static; values are static except
 /// the API key, which is parsed at run time (as one read from the environment would be) and
 /// marked sensitive.
@@ -308,4 +336,85 @@ where
             .elapsed()
             .mul_f64(iters as f64 / (per_task * tasks) as f64)
     })
+}
+
+/// Every variant the plain-loop benches (`callgrind`, `rounds`) know, by name. `SHAPE` is one
+/// of [`SHAPES`].
+pub(crate) const VARIANTS: &[&str] = &[
+    "bare",
+    "hand_loop/SHAPE",
+    "default_headers/SHAPE",
+    "tower_http_multiple/SHAPE",
+    "tower_http_stacked/SHAPE",
+    "tower_http_auth",
+    "fixed",
+    "cached",
+    "cached_expiring",
+    // With the `retry` feature: `cached` behind tower's `Retry`.
+    "retry_clone_only",
+    "retry_unauthorized",
+];
+
+/// What a plain-loop bench does with the service of a variant.
+pub(crate) trait Runner {
+    fn run<S>(&mut self, svc: S)
+    where
+        S: Service<Request<()>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Response: Send,
+        S::Error: std::fmt::Debug + Send;
+}
+
+/// Build the service of variant `name` (see [`VARIANTS`]) and hand it to `runner`. A cached
+/// source's token is fetched first, on `rt`. Panics on an unknown name.
+pub(crate) fn run_variant(name: &str, rt: &tokio::runtime::Runtime, runner: &mut impl Runner) {
+    let (kind, shape) = name.split_once('/').unwrap_or((name, "0"));
+    let headers = session_of(shape);
+    match kind {
+        "bare" => runner.run(inner()),
+        "hand_loop" => runner.run(HandLoop::new(inner(), &headers)),
+        "default_headers" => runner.run(wrap(&default_headers_layer(&headers), inner())),
+        "tower_http_multiple" => runner.run(wrap(&tower_http_multiple_layer(&headers), inner())),
+        "tower_http_stacked" => match headers.len() {
+            1 => runner.run(tower_http_stacked!(inner(), &headers; 0)),
+            8 => runner.run(tower_http_stacked!(inner(), &headers; 0 1 2 3 4 5 6 7)),
+            32 => runner.run(tower_http_stacked!(inner(), &headers;
+                0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
+                16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31)),
+            n => panic!("tower_http_stacked is built for 1, 8 or 32 headers, not {n}"),
+        },
+        "tower_http_auth" => runner.run(wrap(&tower_http_auth_layer(), inner())),
+        "fixed" => runner.run(wrap(&bearer_fixed_layer(), inner())),
+        "cached" => runner.run(warm(rt, &bearer_source_layer())),
+        "cached_expiring" => runner.run(warm(rt, &bearer_expiring_source_layer())),
+        #[cfg(feature = "retry")]
+        "retry_clone_only" => runner.run(tower::retry::Retry::new(
+            CloneOnly,
+            warm(rt, &bearer_source_layer()),
+        )),
+        #[cfg(feature = "retry")]
+        "retry_unauthorized" => runner.run(tower::retry::Retry::new(
+            tower_client_headers::RetryUnauthorized::new(),
+            warm(rt, &bearer_source_layer()),
+        )),
+        _ => panic!("unknown variant {name:?}; one of {VARIANTS:?}, SHAPE one of {SHAPES:?}"),
+    }
+}
+
+/// A service over `layer`, its token fetched by one request first (on `rt`).
+pub(crate) fn warm(
+    rt: &tokio::runtime::Runtime,
+    layer: &BearerAuthLayer,
+) -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = BoxError,
+    Future = impl std::future::Future<Output = Result<Response<()>, BoxError>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    let mut svc = wrap(layer, inner());
+    rt.block_on(svc.call(request()))
+        .expect("the first fetch succeeds");
+    svc
 }

@@ -16,10 +16,14 @@
 //! variant runs on a multi-threaded runtime of each size, one task per worker, each with its
 //! own clone of the service (as in `benches/contention.rs`).
 //!
-//! Output: one line per measurement (`round variant workers ns/request`), then per variant
-//! the median time per request, and with `WORKERS` the median throughput and its ratio to
-//! the first worker count's. To compare two builds in the same run, run their binaries in
-//! turn with `ROUNDS=1` and take the medians of the lines.
+//! Output: one line per measurement (`round variant workers ns/request busy`), then per
+//! variant the median time per request, and with `WORKERS` the median throughput and its
+//! ratio to the first worker count's. `busy` is the share of the machine's CPU time that
+//! other processes took during the measurement (Linux, from `/proc`; `-` elsewhere): on a
+//! machine shared with other work, a measurement with other processes busy says little about
+//! scaling across cores, and `MAX_BUSY` (a fraction, default 1.0: keep all) drops it from the
+//! medians. To compare two builds in the same run, run their binaries in turn with `ROUNDS=1`
+//! and take the medians of the lines.
 
 mod common;
 
@@ -91,6 +95,43 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// CPU time (in clock ticks) the whole machine spent busy and the time this process spent,
+/// from `/proc` (Linux only).
+fn cpu_ticks() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = fields.iter().take(8).sum::<u64>() - fields.get(3)? - fields.get(4)?;
+    let total = fields.iter().take(8).sum::<u64>();
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let after = own.rsplit_once(')')?.1;
+    let times: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Some((busy, total, times.iter().sum()))
+}
+
+/// The share of the machine's CPU time other processes took between `before` and `after`.
+fn others_busy(before: Option<(u64, u64, u64)>, after: Option<(u64, u64, u64)>) -> Option<f64> {
+    let ((b0, t0, o0), (b1, t1, o1)) = (before?, after?);
+    let total = t1.checked_sub(t0)?;
+    if total == 0 {
+        return None;
+    }
+    let others = (b1 - b0).saturating_sub(o1.saturating_sub(o0));
+    Some(others as f64 / total as f64)
+}
+
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -100,6 +141,7 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() {
     let rounds: usize = env("ROUNDS", 11);
+    let max_busy: f64 = env("MAX_BUSY", 1.0);
     let ms: u64 = env("MS", 200);
     let workers: Option<Vec<u64>> = std::env::var("WORKERS").ok().map(|s| {
         s.split(',')
@@ -167,15 +209,24 @@ fn main() {
 
     for round in 0..rounds {
         for v in &mut variants {
+            let before = cpu_ticks();
             let took = (v.timed)(v.iters);
+            let busy = others_busy(before, cpu_ticks());
             let ns = took.as_secs_f64() * 1e9 / v.iters as f64;
-            v.ns.push(ns);
-            println!("round {round} {} {} {ns:.1}", v.name, v.workers);
+            if busy.is_none_or(|busy| busy <= max_busy) {
+                v.ns.push(ns);
+            }
+            let busy = busy.map_or("-".to_owned(), |b| format!("{b:.2}"));
+            println!("round {round} {} {} {ns:.1} {busy}", v.name, v.workers);
         }
     }
 
     println!("\nmedians over {rounds} rounds (ns/request; with workers, throughput in Mreq/s)");
     for v in &variants {
+        if v.ns.is_empty() {
+            println!("{:<40} every measurement dropped (MAX_BUSY)", v.name);
+            continue;
+        }
         let ns = median(&v.ns);
         if v.workers == 0 {
             println!("{:<40} {ns:>9.1} ns", v.name);
@@ -184,13 +235,19 @@ fn main() {
                 .iter()
                 .find(|f| f.name == v.name)
                 .expect("itself at least");
-            let ratio = median(&first.ns) / ns;
+            let ratio = if first.ns.is_empty() {
+                f64::NAN
+            } else {
+                median(&first.ns) / ns
+            };
             println!(
-                "{:<40} {:>2} workers {ns:>8.1} ns {:>7.3} Mreq/s  x{ratio:.2} vs {} worker(s)",
+                "{:<40} {:>2} workers {ns:>8.1} ns {:>7.3} Mreq/s  x{ratio:.2} vs {} worker(s) \
+                 ({} rounds)",
                 v.name,
                 v.workers,
                 1_000.0 / ns,
-                first.workers
+                first.workers,
+                v.ns.len()
             );
         }
     }

@@ -51,6 +51,11 @@ impl InFlight {
         self.deadline.is_some_and(|deadline| now >= deadline)
     }
 
+    /// From when it is overdue (`None`: never).
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     pub(super) fn why_overdue(&self) -> Overdue {
         self.why_overdue
     }

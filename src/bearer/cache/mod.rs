@@ -12,14 +12,20 @@
 //!
 //! The state is a small struct behind a `std::sync::RwLock` that is only ever held for a few
 //! field reads or writes, never across an await. The hot path (a valid token outside the
-//! refresh window) takes the read lock, clones a `HeaderValue` (a reference count) and leaves.
+//! refresh window) takes no lock: it reads the cache's epoch and uses this thread's copy of
+//! the token taken at that epoch ([`local`]), and its [`Ticket`] is two numbers. So requests
+//! on different cores write to no memory they share.
 
 mod backoff;
 mod flight;
+mod local;
+mod ticket;
 mod timer;
 
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -31,12 +37,14 @@ use tokio::time::Instant;
 
 use self::backoff::Backoff;
 use self::flight::{timeout_error, Flight, InFlight, Overdue};
+use self::local::Hot;
 use self::timer::{Clock, Deadline, Runtimes};
 use crate::error::{Error, ErrorKind};
 use crate::token::{Token, TokenSource};
 use crate::trace::{self, Reason};
 
 pub(crate) use self::flight::Overdue as OverdueReason;
+pub(crate) use self::ticket::Ticket;
 
 /// After a failed refresh (the cached token still valid), the next may start half the
 /// remaining lifetime later, but no sooner than this (so retries never speed up as expiry
@@ -56,11 +64,28 @@ pub(crate) struct TokenCache {
 }
 
 pub(super) struct Shared {
+    /// Read by every request; written only when what the hot path reads changes.
+    published: Published,
+    id: u64,
     source: Box<dyn TokenSource>,
     refresh_before: Duration,
     fetch_timeout: Duration,
     state: RwLock<State>,
     runtimes: Runtimes,
+}
+
+/// The epoch of what the hot path reads ([`State::hot`]): it moves, under the write lock,
+/// whenever that changes. On a cache line of its own, so that nothing written on the slow
+/// paths makes every core read it again.
+#[repr(align(64))]
+struct Published {
+    epoch: AtomicU64,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        ticket::leave(self.id);
+    }
 }
 
 #[derive(Default)]
@@ -73,7 +98,13 @@ struct State {
     backoff: Backoff,
     generations: u64,
     flights: u64,
+    /// What the hot path was last told ([`State::hot_key`]).
+    published: Option<HotKey>,
 }
+
+/// What the hot path reads, the token's bytes apart (a generation always has the same): the
+/// generation and until when it needs no look at the state ([`Hot::until`]).
+type HotKey = (u64, Option<Instant>);
 
 #[derive(Clone)]
 pub(super) struct Cached {
@@ -103,6 +134,41 @@ impl State {
 
     fn usable(&self, now: Instant) -> Option<&Cached> {
         self.current.as_ref().filter(|c| c.usable(now))
+    }
+
+    /// From when a request holding `c` looks into starting a refresh: when `c` wants one,
+    /// a retry is allowed (after a failed refresh), and the flight in progress, if any, is
+    /// overdue. `None`: never, as things stand. Exactly the instants from which
+    /// `c.wants_refresh(now) && self.may_start_refresh(now)` holds.
+    fn refresh_check_at(&self, c: &Cached) -> Option<Instant> {
+        let mut at = c.refresh_at?;
+        if let Some(retry_at) = self.retry_at {
+            at = at.max(retry_at);
+        }
+        if let Some(flight) = &self.flight {
+            at = at.max(flight.deadline()?);
+        }
+        Some(at)
+    }
+
+    /// What the hot path needs: the cached token, and until when it is enough.
+    fn hot(&self) -> Option<Hot> {
+        let (generation, until) = self.hot_key()?;
+        let value = self.current.as_ref()?.value.clone();
+        Some(Hot {
+            value,
+            generation,
+            until,
+        })
+    }
+
+    fn hot_key(&self) -> Option<HotKey> {
+        let c = self.current.as_ref()?;
+        let until = match (c.expires_at, self.refresh_check_at(c)) {
+            (Some(expiry), Some(check)) => Some(expiry.min(check)),
+            (expiry, check) => expiry.or(check),
+        };
+        Some((c.generation, until))
     }
 
     /// The flight in progress, if it is `id`, taken out of the state (whoever takes it ends it).
@@ -281,29 +347,6 @@ impl Later {
     }
 }
 
-/// Which cached token a request carried, so that a `401` can invalidate exactly that one.
-pub(crate) struct Ticket {
-    shared: Arc<Shared>,
-    generation: u64,
-}
-
-impl Ticket {
-    /// The server rejected this token: forget it, unless it was already replaced.
-    pub(crate) fn invalidate(self) {
-        let mut st = self.shared.write();
-        if st
-            .current
-            .as_ref()
-            .is_some_and(|c| c.generation == self.generation)
-        {
-            st.current = None;
-            st.retry_at = None;
-            drop(st);
-            trace::invalidated_by_response();
-        }
-    }
-}
-
 pub(crate) enum Lookup {
     Ready(HeaderValue, Ticket),
     /// No usable token (or a refresh that has to run inside the request): call
@@ -337,15 +380,19 @@ impl TokenCache {
         refresh_before: Duration,
         fetch_timeout: Duration,
     ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                source,
-                refresh_before,
-                fetch_timeout,
-                state: RwLock::new(State::default()),
-                runtimes: Runtimes::default(),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            published: Published {
+                epoch: AtomicU64::new(0),
+            },
+            id: ticket::next_id(),
+            source,
+            refresh_before,
+            fetch_timeout,
+            state: RwLock::new(State::default()),
+            runtimes: Runtimes::default(),
+        });
+        ticket::join(&shared);
+        Self { shared }
     }
 
     pub(crate) fn refresh_before(&self) -> Duration {
@@ -356,35 +403,55 @@ impl TokenCache {
         self.shared.fetch_timeout
     }
 
+    #[inline]
     fn ticket(&self, generation: u64) -> Ticket {
         Ticket {
-            shared: Arc::clone(&self.shared),
+            cache: self.shared.id,
             generation,
         }
     }
 
     /// The hot path: a usable token now, starting a background refresh if it is due.
     pub(crate) fn lookup(&self) -> Lookup {
-        let now = {
-            let st = self.shared.read();
-            let Some(c) = &st.current else {
-                return Lookup::Wait;
-            };
-            // A token that never expires and asked for no refresh is never refreshed either: no
-            // need to read the clock.
-            if c.expires_at.is_none() && c.refresh_at.is_none() {
-                return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
-            }
-            let now = Instant::now();
-            if !c.usable(now) {
-                return Lookup::Wait;
-            }
-            if !(c.wants_refresh(now) && st.may_start_refresh(now)) {
-                return Lookup::Ready(c.value.clone(), self.ticket(c.generation));
-            }
-            now
+        // Writers move the epoch after changing the state, under the write lock: a copy taken
+        // at this epoch is the state now, or just before a write still under way (as a read
+        // lock taken just before it would have seen).
+        let epoch = self.shared.published.epoch.load(Ordering::Acquire);
+        let hot = match local::get(self.shared.id, epoch) {
+            Some(hot) => hot,
+            None => self.copy_hot(),
         };
-        // Inside the refresh window: keep using the valid token, refresh in the background.
+        let Some(hot) = hot else {
+            return Lookup::Wait;
+        };
+        // A token that never expires and needs no refresh, as things stand, needs no clock.
+        if let Some(until) = hot.until {
+            let now = Instant::now();
+            if now >= until {
+                return self.lookup_slow(now);
+            }
+        }
+        Lookup::Ready(hot.value, self.ticket(hot.generation))
+    }
+
+    /// This thread's copy of what the hot path reads, taken now.
+    #[cold]
+    fn copy_hot(&self) -> Option<Hot> {
+        let (epoch, hot) = {
+            let st = self.shared.read();
+            // Read under the read lock, the epoch is the one of what is read.
+            let epoch = self.shared.published.epoch.load(Ordering::Relaxed);
+            (epoch, st.hot())
+        };
+        local::put(self.shared.id, epoch, hot)
+    }
+
+    /// The token expired (wait for a new one), or it is time to look into a refresh (in the
+    /// refresh window, past a retry delay, or with the flight in progress overdue): keep using
+    /// the valid token, and start a refresh in the background if it is still due under the
+    /// lock.
+    #[cold]
+    fn lookup_slow(&self, now: Instant) -> Lookup {
         let Ok(handle) = Handle::try_current() else {
             // No runtime to run it on: the request refreshes inline.
             return Lookup::Wait;
@@ -604,14 +671,50 @@ fn no_timer_error() -> Error {
     Error::runtime_without_timer()
 }
 
+/// The write lock on the state. Whatever a holder changes, the hot path learns of it when the
+/// lock is released: a change to what it reads moves the epoch first, still under the lock, so
+/// no write can be missed and epochs follow the order of writes.
+struct Write<'a> {
+    st: RwLockWriteGuard<'a, State>,
+    published: &'a Published,
+}
+
+impl Deref for Write<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Write<'_> {
+    fn drop(&mut self) {
+        let key = self.st.hot_key();
+        if key != self.st.published {
+            self.st.published = key;
+            self.published.epoch.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
 impl Shared {
     fn read(&self) -> RwLockReadGuard<'_, State> {
         // Nothing panics while holding the lock, but a poisoned lock must not panic us either.
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    /// The state, to change: what the hot path reads is published again when the guard drops.
+    fn write(&self) -> Write<'_> {
+        Write {
+            st: self.state.write().unwrap_or_else(PoisonError::into_inner),
+            published: &self.published,
+        }
     }
 
     /// Run `flight` on `handle`'s runtime, bounded by the fetch timeout on its clock.
@@ -711,36 +814,4 @@ fn refresh_at(now: Instant, expires_at: Instant, refresh_before: Duration) -> In
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_window_is_at_most_half_the_lifetime() {
-        let now = Instant::now();
-        let s = Duration::from_secs;
-        assert_eq!(refresh_at(now, now + s(3600), s(60)), now + s(3540));
-        assert_eq!(refresh_at(now, now + s(60), s(60)), now + s(30));
-        assert_eq!(refresh_at(now, now + s(10), s(60)), now + s(5));
-        assert_eq!(refresh_at(now, now, s(60)), now);
-        assert_eq!(refresh_at(now, now + s(100), Duration::ZERO), now + s(100));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn soft_refresh_time_is_the_sooner_of_the_two_and_at_least_a_second_away() {
-        let now = Instant::now();
-        let s = Duration::from_secs;
-        let token = || Token::new(crate::BearerToken::new("t").expect("valid"));
-        let at = |t: &Token| refresh_time(now, t, s(60));
-        assert_eq!(at(&token()), None);
-        assert_eq!(at(&token().refresh_in(s(30))), Some(now + s(30)));
-        // Expiring in an hour: the soft time comes first; in 40 s: the window (20 s) does.
-        let t = token().expires_in(s(3600)).refresh_in(s(30));
-        assert_eq!(at(&t), Some(now + s(30)));
-        let t = token().expires_in(s(40)).refresh_in(s(30));
-        assert_eq!(at(&t), Some(now + s(20)));
-        // "Refresh at once" waits a second.
-        assert_eq!(at(&token().refresh_in(Duration::ZERO)), Some(now + s(1)));
-        // A soft time beyond representation: no soft refresh.
-        assert_eq!(at(&token().refresh_in(Duration::MAX)), None);
-    }
-}
+mod tests;

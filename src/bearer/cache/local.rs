@@ -57,10 +57,11 @@ thread_local! {
     };
 }
 
-/// This thread's copy of cache `cache`'s state at `epoch`: `Some(None)` if it had no token
-/// then. `None` if this thread has no such copy (or, while it exits, no thread-local storage).
+/// `f` of this thread's copy of cache `cache`'s state at `epoch` (`None` in it: the cache had
+/// no token then). `None` if this thread has no such copy (or, while it exits, no
+/// thread-local storage).
 #[inline]
-pub(super) fn get(cache: u64, epoch: u64) -> Option<Option<Hot>> {
+pub(super) fn with<R>(cache: u64, epoch: u64, f: impl FnOnce(&Option<Hot>) -> R) -> Option<R> {
     LOCAL
         .try_with(|local| {
             let local = local.try_borrow().ok()?;
@@ -69,7 +70,7 @@ pub(super) fn get(cache: u64, epoch: u64) -> Option<Option<Hot>> {
                 .iter()
                 .flatten()
                 .find(|slot| slot.cache == cache && slot.epoch == epoch)
-                .map(|slot| slot.hot.clone())
+                .map(|slot| f(&slot.hot))
         })
         .ok()
         .flatten()
@@ -137,6 +138,10 @@ mod tests {
             generation,
             until: None,
         })
+    }
+
+    fn get(cache: u64, epoch: u64) -> Option<Option<Hot>> {
+        with(cache, epoch, Clone::clone)
     }
 
     fn value_of(hot: &Option<Hot>) -> &[u8] {

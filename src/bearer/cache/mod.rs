@@ -417,21 +417,31 @@ impl TokenCache {
         // at this epoch is the state now, or just before a write still under way (as a read
         // lock taken just before it would have seen).
         let epoch = self.shared.published.epoch.load(Ordering::Acquire);
-        let hot = match local::get(self.shared.id, epoch) {
-            Some(hot) => hot,
-            None => self.copy_hot(),
-        };
+        let fast = local::with(self.shared.id, epoch, |hot| self.fast(hot))
+            .unwrap_or_else(|| self.fast(&self.copy_hot()));
+        match fast {
+            Ok(lookup) => lookup,
+            Err(now) => self.lookup_slow(now),
+        }
+    }
+
+    /// What the hot path decides from `hot` alone: `Err(now)` if it must look at the state.
+    #[inline(always)]
+    fn fast(&self, hot: &Option<Hot>) -> Result<Lookup, Instant> {
         let Some(hot) = hot else {
-            return Lookup::Wait;
+            return Ok(Lookup::Wait);
         };
         // A token that never expires and needs no refresh, as things stand, needs no clock.
         if let Some(until) = hot.until {
             let now = Instant::now();
             if now >= until {
-                return self.lookup_slow(now);
+                return Err(now);
             }
         }
-        Lookup::Ready(hot.value, self.ticket(hot.generation))
+        Ok(Lookup::Ready(
+            hot.value.clone(),
+            self.ticket(hot.generation),
+        ))
     }
 
     /// This thread's copy of what the hot path reads, taken now.

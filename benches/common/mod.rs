@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use std::task::{Context, Poll};
 
 use futures::FutureExt;
-use http::header::ACCEPT;
+use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use tower::Layer;
 use tower::{service_fn, Service};
@@ -257,6 +257,44 @@ where
     }
 }
 
+/// The floor for a bearer layer that keeps a request's own `Authorization`, as a user could
+/// write it: `if !contains_key { insert }` of one fixed, sensitive value.
+#[derive(Clone)]
+pub(crate) struct HandAuth<S> {
+    inner: S,
+    value: HeaderValue,
+}
+
+impl<S> HandAuth<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        let mut value = HeaderValue::try_from(format!("Bearer {TOKEN}")).expect("valid value");
+        value.set_sensitive(true);
+        Self { inner, value }
+    }
+}
+
+impl<S, B> Service<Request<B>> for HandAuth<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let headers = req.headers_mut();
+        if !headers.contains_key(AUTHORIZATION) {
+            headers.insert(AUTHORIZATION, self.value.clone());
+        }
+        self.inner.call(req)
+    }
+}
+
 /// Our fixed-token layer.
 pub(crate) fn bearer_fixed_layer() -> BearerAuthLayer {
     BearerAuthLayer::new(TOKEN).expect("valid token")
@@ -347,6 +385,7 @@ pub(crate) const VARIANTS: &[&str] = &[
     "tower_http_multiple/SHAPE",
     "tower_http_stacked/SHAPE",
     "tower_http_auth",
+    "hand_auth",
     "fixed",
     "cached",
     "cached_expiring",
@@ -384,6 +423,7 @@ pub(crate) fn run_variant(name: &str, rt: &tokio::runtime::Runtime, runner: &mut
             n => panic!("tower_http_stacked is built for 1, 8 or 32 headers, not {n}"),
         },
         "tower_http_auth" => runner.run(wrap(&tower_http_auth_layer(), inner())),
+        "hand_auth" => runner.run(HandAuth::new(inner())),
         "fixed" => runner.run(wrap(&bearer_fixed_layer(), inner())),
         "cached" => runner.run(warm(rt, &bearer_source_layer())),
         "cached_expiring" => runner.run(warm(rt, &bearer_expiring_source_layer())),

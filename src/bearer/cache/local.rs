@@ -36,14 +36,21 @@ pub(super) struct Hot {
 }
 
 struct Slot {
+    /// The cache's id; 0 (no cache has it): a free slot.
     cache: u64,
     epoch: u64,
     /// `None`: the cache had no token at `epoch`.
     hot: Option<Hot>,
 }
 
+const FREE: Slot = Slot {
+    cache: 0,
+    epoch: 0,
+    hot: None,
+};
+
 struct Slots {
-    slots: [Option<Slot>; SLOTS],
+    slots: [Slot; SLOTS],
     /// The slot to give up next when all are taken.
     next: usize,
 }
@@ -51,7 +58,7 @@ struct Slots {
 thread_local! {
     static LOCAL: RefCell<Slots> = const {
         RefCell::new(Slots {
-            slots: [const { None }; SLOTS],
+            slots: [FREE; SLOTS],
             next: 0,
         })
     };
@@ -68,7 +75,6 @@ pub(super) fn with<R>(cache: u64, epoch: u64, f: impl FnOnce(&Option<Hot>) -> R)
             local
                 .slots
                 .iter()
-                .flatten()
                 .find(|slot| slot.cache == cache && slot.epoch == epoch)
                 .map(|slot| f(&slot.hot))
         })
@@ -88,8 +94,8 @@ pub(super) fn put(cache: u64, epoch: u64, mut hot: Option<Hot>) -> Option<Hot> {
         let index = local
             .slots
             .iter()
-            .position(|slot| slot.as_ref().is_some_and(|slot| slot.cache == cache))
-            .or_else(|| local.slots.iter().position(Option::is_none))
+            .position(|slot| slot.cache == cache)
+            .or_else(|| local.slots.iter().position(|slot| slot.cache == FREE.cache))
             .unwrap_or_else(|| {
                 let index = local.next % SLOTS;
                 local.next = (index + 1) % SLOTS;
@@ -97,19 +103,18 @@ pub(super) fn put(cache: u64, epoch: u64, mut hot: Option<Hot>) -> Option<Hot> {
             });
         if let Some(hot) = &mut hot {
             // The same token as in the copy this replaces keeps that copy's bytes.
-            let kept = local.slots[index]
-                .as_ref()
+            let kept = Some(&local.slots[index])
                 .filter(|slot| slot.cache == cache)
                 .and_then(|slot| slot.hot.as_ref())
                 .filter(|old| old.generation == hot.generation)
                 .map(|old| old.value.clone());
             hot.value = kept.unwrap_or_else(|| own_copy(&hot.value));
         }
-        local.slots[index] = Some(Slot {
+        local.slots[index] = Slot {
             cache,
             epoch,
             hot: hot.clone(),
-        });
+        };
     });
     hot
 }

@@ -82,6 +82,27 @@ pub(super) fn with<R>(cache: u64, epoch: u64, f: impl FnOnce(&Option<Hot>) -> R)
         .flatten()
 }
 
+/// The common case, small enough to inline: this thread's first slot holds cache `cache`'s
+/// state at `epoch`, with a token that can be sent now. Its value and generation.
+#[inline]
+pub(super) fn first_ready(cache: u64, epoch: u64) -> Option<(HeaderValue, u64)> {
+    LOCAL
+        .try_with(|local| {
+            let local = local.try_borrow().ok()?;
+            let slot = &local.slots[0];
+            if slot.cache != cache || slot.epoch != epoch {
+                return None;
+            }
+            let hot = slot.hot.as_ref()?;
+            if hot.until.is_some_and(|until| Instant::now() >= until) {
+                return None;
+            }
+            Some((hot.value.clone(), hot.generation))
+        })
+        .ok()
+        .flatten()
+}
+
 /// Keep `hot`, cache `cache`'s state at `epoch`, as this thread's copy, and return it with the
 /// token in this thread's copy of its bytes (when there is no thread-local storage left, as it
 /// came).

@@ -412,11 +412,22 @@ impl TokenCache {
     }
 
     /// The hot path: a usable token now, starting a background refresh if it is due.
+    #[inline]
     pub(crate) fn lookup(&self) -> Lookup {
         // Writers move the epoch after changing the state, under the write lock: a copy taken
         // at this epoch is the state now, or just before a write still under way (as a read
         // lock taken just before it would have seen).
         let epoch = self.shared.published.epoch.load(Ordering::Acquire);
+        match local::first_ready(self.shared.id, epoch) {
+            Some((value, generation)) => Lookup::Ready(value, self.ticket(generation)),
+            None => self.lookup_local(epoch),
+        }
+    }
+
+    /// The rest of the hot path: another slot of this thread's copies, a copy to take, a clock
+    /// to read, or a look at the state.
+    #[inline(never)]
+    fn lookup_local(&self, epoch: u64) -> Lookup {
         let fast = local::with(self.shared.id, epoch, |hot| self.fast(hot))
             .unwrap_or_else(|| self.fast(&self.copy_hot()));
         match fast {

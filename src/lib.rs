@@ -168,6 +168,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
+mod credential;
 mod default_headers;
 mod error;
 mod origin;
@@ -184,6 +185,7 @@ mod reqwest_mw;
 mod retry;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
+pub use credential::Credential;
 pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
 pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]

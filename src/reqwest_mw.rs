@@ -148,7 +148,8 @@ impl Middleware for BearerAuthLayer {
                     .acquire()
                     .await
                     .map_err(reqwest_middleware::Error::middleware)?;
-                auth::attach(&mut headers, value).map_err(reqwest_middleware::Error::middleware)?;
+                auth::attach(&mut headers, &self.core.header, value)
+                    .map_err(reqwest_middleware::Error::middleware)?;
                 (carried, sent_to)
             }
         };

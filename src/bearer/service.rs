@@ -217,7 +217,7 @@ where
                 ResponseFuture::waiting(
                     Box::pin(async move {
                         let (value, carried) = core.acquire().await?;
-                        attach(&mut parts.headers, value)?;
+                        attach(&mut parts.headers, &core.header, value)?;
                         Ok((inner.call(Request::from_parts(parts, body)), carried))
                     }),
                     sent_to,

@@ -45,6 +45,12 @@ pub(crate) fn redirected_below(sent: &reqwest::Url, response: &Response) -> Opti
     ))
 }
 
+/// Whether reqwest drops `name` on a redirect to another host (it keeps every other header).
+fn reqwest_strips(name: &http::HeaderName) -> bool {
+    use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
+    [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE].contains(name)
+}
+
 /// The URL of a request a scoped layer acted on, to check afterwards that reqwest did not
 /// carry it elsewhere. `None` for unscoped layers (they apply to every origin) and for
 /// requests outside the scope (the layer added nothing).
@@ -126,12 +132,13 @@ impl Middleware for BearerAuthLayer {
         next: Next<'_>,
     ) -> Result<Response> {
         let mut headers = std::mem::take(req.headers_mut());
-        let watch = scoped_url(self.core.origins.scopes(&Target::from_url(req.url())), &req);
-        let prepared = self.core.prepare(
-            Target::from_url(req.url()),
-            &mut headers,
-            extensions.get::<HeaderOverrides>(),
-        );
+        let header = &self.core.header;
+        let overrides = extensions.get::<HeaderOverrides>();
+        let scoped = self.core.origins.scopes(&Target::from_url(req.url()));
+        let had_own = headers.contains_key(header);
+        let prepared = self
+            .core
+            .prepare(Target::from_url(req.url()), &mut headers, overrides);
         // Where a request with the cached token went: a `401` drops the token only when it
         // came from there (reqwest may have followed redirects elsewhere below us).
         let sent_to = || Some(OriginId::of(&Target::from_url(req.url())));
@@ -153,6 +160,11 @@ impl Middleware for BearerAuthLayer {
                 (carried, sent_to)
             }
         };
+        // An unscoped layer sends its credential everywhere, but never in plain text to another
+        // host: reqwest strips `Authorization` on a hop to another host, not an API key's
+        // header, so a redirect reqwest followed itself is checked for this one too.
+        let added = headers.contains_key(header) && (!had_own || overrides.is_some());
+        let watch = scoped_url(scoped || (added && !reqwest_strips(header)), &req);
         *req.headers_mut() = headers;
         let mut response = next.run(req, extensions).await?;
         if auth::finish(

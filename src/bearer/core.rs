@@ -270,15 +270,10 @@ impl AuthCore {
 #[cold]
 fn plaintext_refused(header: &HeaderName, target: &Target<'_>) -> Error {
     crate::trace::plaintext_refused(&target.describe());
-    let what = if header == http::header::AUTHORIZATION {
-        "a credential (Authorization)".to_owned()
-    } else {
-        format!("a credential ({header})")
-    };
     Error::new(
         ErrorKind::PlaintextRefused,
         format!(
-            "refused to send {what} in plain text to {}; use https, or allow_http(true) on a \
+            "refused to send a credential (`{header}`) in plain text to {}; use https, or allow_http(true) on a \
              network you trust",
             target.describe()
         ),

@@ -8,8 +8,10 @@
 //! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, API keys) to every
 //!   request. Multi-valued headers keep every value. A request's own value wins by default;
 //!   per name you can make the session override or append instead.
-//! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
-//!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
+//! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`, or any other [`Credential`]
+//!   (Basic credentials, an API key in a header you name) with the same protections: a fixed
+//!   one, one set at runtime for a logged-in user
+//!   ([`set_credential`](BearerAuthLayer::set_credential)), or one from a [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
 //!   background before it expires, and dropped after a `401` from the origin it was sent to
 //!   (or whatever [`invalidate_when`](BearerAuthBuilder::invalidate_when) says rejects it,
 //!   gRPC's `UNAUTHENTICATED` for one); `RetryUnauthorized` sends such a request once more

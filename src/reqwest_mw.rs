@@ -96,7 +96,8 @@ impl Middleware for DefaultHeadersLayer {
     }
 }
 
-/// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and when a response from
+/// Adds the bearer token (or the layer's other [`Credential`](crate::Credential)), as
+/// [`BearerAuth`](crate::BearerAuth) does, and when a response from
 /// the origin the token was sent to (`Response::url()`: a `401` at the end of a redirect chain
 /// elsewhere leaves the token alone) rejects a source's token, drops that token and marks the
 /// response with [`TokenRejected`](crate::TokenRejected), for

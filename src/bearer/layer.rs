@@ -24,6 +24,11 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Layer that applies [`BearerAuth`], which sends `Authorization: Bearer <token>` with every
 /// request that has no `Authorization` of its own.
 ///
+/// It sends any other [`Credential`] the same way, with the same protections: Basic
+/// credentials, or an API key in the header it names
+/// ([`credential`](BearerAuthBuilder::credential)); and a logged-in user's credential set at
+/// runtime ([`logged_out`](BearerAuthBuilder::logged_out), [`set_credential`](Self::set_credential)).
+///
 /// All clones of a layer, and every service made from them, share one token cache.
 /// `Debug` never shows the token. The service it makes needs a `Clone` inner service: see
 /// [`BearerAuth`](BearerAuth#the-inner-service-must-be-clone) for why, and what to do with

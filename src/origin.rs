@@ -398,6 +398,12 @@ impl Origins {
         !self.0.is_empty() && self.allow(target)
     }
 
+    /// Whether the layer is unscoped: it acts on every request.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether a layer scoped to these origins acts on a request to `target`.
     #[inline]
     pub(crate) fn allow(&self, target: &Target<'_>) -> bool {

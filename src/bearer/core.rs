@@ -172,11 +172,8 @@ impl AuthCore {
         // One lookup of the name, whether or not the request has its own.
         match headers.try_entry(&self.header) {
             Ok(Entry::Vacant(slot)) => return self.fill(&target, slot),
-            Ok(Entry::Occupied(mut own)) => {
-                // The request's own credential: kept, and as sensitive as ours would be.
-                for value in own.iter_mut() {
-                    value.set_sensitive(true);
-                }
+            Ok(Entry::Occupied(own)) => {
+                keep_own(own);
                 return Prepared::Ready(None);
             }
             // Only at capacity: a full map hands out no entry, not even an occupied one.
@@ -195,6 +192,36 @@ impl AuthCore {
             self.refuse(&target)
                 .unwrap_or_else(|| too_full(&self.header)),
         )
+    }
+
+    /// Whether [`prepare_fixed`](Self::prepare_fixed) may decide a request to `uri` with
+    /// these `overrides`: a fixed credential, no origins, no overrides, and nothing to refuse.
+    /// Every request it accepts gets what [`prepare`](Self::prepare) would give it.
+    #[inline]
+    pub(crate) fn is_fixed_and_plain(&self, uri: &http::Uri, overrides: bool) -> bool {
+        matches!(self.secret, Secret::Fixed(_))
+            && !overrides
+            && self.origins.is_empty()
+            && (self.allow_http || !Target::from_uri(uri).is_plaintext_remote())
+    }
+
+    /// [`prepare`](Self::prepare) for a request [`is_fixed_and_plain`](Self::is_fixed_and_plain)
+    /// accepted, in place: the request's own value is kept, else the fixed credential is
+    /// added. `false` (nothing changed) when its map is full: [`prepare`](Self::prepare) then
+    /// decides.
+    #[inline]
+    pub(crate) fn prepare_fixed(&self, headers: &mut HeaderMap) -> bool {
+        let Secret::Fixed(value) = &self.secret else {
+            return false;
+        };
+        match headers.try_entry(&self.header) {
+            Ok(Entry::Vacant(slot)) => slot.try_insert(value.clone()).is_ok(),
+            Ok(Entry::Occupied(own)) => {
+                keep_own(own);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The layer's own token, into the request's empty `Authorization` slot.
@@ -264,6 +291,14 @@ impl AuthCore {
             return None;
         }
         Some(plaintext_refused(&self.header, target))
+    }
+}
+
+/// The request's own credential: kept, and as sensitive as ours would be.
+#[inline]
+fn keep_own(mut own: http::header::OccupiedEntry<'_, HeaderValue>) {
+    for value in own.iter_mut() {
+        value.set_sensitive(true);
     }
 }
 

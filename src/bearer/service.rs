@@ -189,7 +189,15 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The common case (a fixed credential, no origins, no overrides, nothing to refuse),
+        // in place: the request is not taken apart and put together again.
+        let overrides = req.extensions().get::<HeaderOverrides>().is_some();
+        if self.core.is_fixed_and_plain(req.uri(), overrides)
+            && self.core.prepare_fixed(req.headers_mut())
+        {
+            return ResponseFuture::plain(self.inner.call(req));
+        }
         let (mut parts, body) = req.into_parts();
         let target = Target::from_uri(&parts.uri);
         let prepared = self.core.prepare(

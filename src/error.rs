@@ -62,7 +62,8 @@ pub enum ErrorKind {
     /// loopback; nothing was sent.
     PlaintextRefused,
     /// No token could be had from the token source. Either a fetch failed (the source
-    /// returned an error or panicked, or returned a token that had already expired): the
+    /// returned an error or panicked, or returned a token that had already expired, or a
+    /// credential for another header than the layer's, which is a configuration mistake): the
     /// source's error is this error's [`source`](std::error::Error::source); or a recent
     /// failure is being backed off and no fetch was made: this error's `source()` is that
     /// last failure (another `Error` of this kind, whose own `source()` is the source's

@@ -5,7 +5,7 @@
 //! `tower::Service<http::Request<B>>` (a hyper-util client, a tower stack inside an axum
 //! handler) and for reqwest-middleware:
 //!
-//! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, API keys) to every
+//! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, `X-Client`) to every
 //!   request. Multi-valued headers keep every value. A request's own value wins by default;
 //!   per name you can make the session override or append instead.
 //! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`, or any other [`Credential`]

@@ -262,7 +262,9 @@ impl Token {
     /// for a source whose credentials rotate. It never expires unless told. The layer's header
     /// ([`BearerAuthBuilder::header_name`](crate::BearerAuthBuilder::header_name),
     /// `Authorization` unless set) must be the credential's: a fetched credential for another
-    /// header is a failed fetch.
+    /// header is a failed fetch ([`ErrorKind::TokenFetch`], backed off like any failure, with
+    /// a message naming both headers). It is a configuration mistake, not an outage: give the
+    /// builder `.header_name(..)` for a source of API keys.
     ///
     /// ```
     /// use std::time::Duration;
@@ -424,7 +426,8 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Something that fetches bearer tokens, for [`BearerAuthLayer::from_source`].
+/// Something that fetches credentials (bearer tokens, or rotating API keys and Basic
+/// credentials through [`Token::from_credential`]), for [`BearerAuthLayer::from_source`].
 ///
 /// [`BearerAuthLayer`](crate::BearerAuthLayer) calls `fetch` when it has no valid token, one
 /// fetch at a time however many requests wait, and ahead of expiry in the background.

@@ -21,8 +21,8 @@ use crate::token::{BearerToken, TokenSource};
 const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
 const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Layer that applies [`BearerAuth`], which sends `Authorization: Bearer <token>` with every
-/// request that has no `Authorization` of its own.
+/// Layer that applies [`BearerAuth`], which sends a credential (`Authorization: Bearer <token>`,
+/// Basic, or an API key) with every request that has none of its own.
 ///
 /// It sends any other [`Credential`] the same way, with the same protections: Basic
 /// credentials, or an API key in the header it names
@@ -166,7 +166,8 @@ impl BearerAuthLayer {
     }
 
     /// Set the credential that every clone of this layer, and every service made from it,
-    /// sends from now on: the login of a user session, or a key learnt at runtime. The layer
+    /// sends from now on: the login of a user session, or a key learnt at runtime.
+    /// [`invalidate`](Self::invalidate) is the logout. The layer
     /// must have been built with [`logged_out`](BearerAuthBuilder::logged_out);
     /// [`invalidate`](Self::invalidate) clears it again. It gets every protection a fixed
     /// token has: origin scoping, plaintext refusal, a sensitive value redacted everywhere,
@@ -270,7 +271,8 @@ impl fmt::Debug for BearerAuthLayer {
     }
 }
 
-/// Builder for [`BearerAuthLayer`]. Give exactly one of [`token`](Self::token) and
+/// Builder for [`BearerAuthLayer`]. Give exactly one of [`token`](Self::token) (or
+/// [`credential`](Self::credential)), [`logged_out`](Self::logged_out) and
 /// [`source`](Self::source).
 ///
 /// ```
@@ -461,7 +463,9 @@ impl BearerAuthBuilder {
     }
 
     /// Start refreshing a source's token this long before it expires (default 60 s), at most
-    /// half its lifetime. Requests keep using the valid token meanwhile.
+    /// half its lifetime. Requests keep using the valid token meanwhile. There is no timer: the
+    /// first request inside that window starts the refresh, in the background (with no
+    /// traffic, nothing is fetched).
     ///
     /// ```
     /// use std::time::Duration;

@@ -11,8 +11,8 @@ use crate::error::BoxError;
 use crate::origin::{OriginId, Target};
 use crate::overrides::HeaderOverrides;
 
-/// Middleware that sends `Authorization: Bearer <token>` with requests that have no
-/// `Authorization` of their own, refusing plain `http://` to hosts that are not loopback.
+/// Middleware that sends a credential (`Authorization: Bearer <token>`, Basic, or an API key)
+/// with requests that have none of their own, refusing plain `http://` to hosts that are not loopback.
 ///
 /// Made by [`BearerAuthLayer`]. Its error is a [`BoxError`]: the inner service's errors pass
 /// through boxed, and failures of its own (plaintext refusal, a failed token fetch) are a

@@ -254,7 +254,10 @@ impl DefaultHeadersBuilder {
     }
 
     /// Add an if-absent session header whose value is sensitive: hidden from `Debug` and never
-    /// indexed by HTTP/2 header compression. Use it for API keys.
+    /// indexed by HTTP/2 header compression. For an API key prefer
+    /// [`BearerAuthLayer`](crate::BearerAuthLayer) with
+    /// [`Credential::api_key`](crate::Credential::api_key): it refuses plain `http://` to other
+    /// hosts, and `HeaderOverrides::without_auth()` drops it (a session header it does not).
     ///
     /// ```
     /// use tower_client_headers::DefaultHeadersLayer;

@@ -26,8 +26,9 @@ use std::fmt;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use http::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE, TRAILER, TRANSFER_ENCODING,
-    UPGRADE,
+    AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    COOKIE, EXPECT, HOST, LOCATION, PROXY_AUTHORIZATION, RANGE, SET_COOKIE, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE, WWW_AUTHENTICATE,
 };
 use http::{HeaderName, HeaderValue};
 
@@ -144,7 +145,8 @@ impl Credential {
     /// or routes the message (`host`, `content-length`, `content-type`, `transfer-encoding`,
     /// `connection`, `te`, `trailer`, `upgrade`) and so cannot carry a credential.
     /// [`ErrorKind::InvalidCredential`] if the key is empty, has leading or trailing
-    /// whitespace, or contains a control character or a non-ASCII character. No message
+    /// whitespace, contains a control character or a non-ASCII character, or looks like a
+    /// header name (`x-...`, `authorization`: the arguments were likely swapped). No message
     /// contains the key.
     ///
     /// ```
@@ -164,6 +166,8 @@ impl Credential {
         let key = key.as_ref();
         let problem = if key.is_empty() {
             Some("it is empty (check where it was read from)")
+        } else if looks_like_a_credential_header(key) {
+            Some("it looks like a header name; check that the header name comes first and the key second")
         } else if key.trim() != key {
             Some("it has leading or trailing whitespace (trim the line break a file or an environment variable may end with)")
         } else if key.chars().any(char::is_control) {
@@ -242,6 +246,20 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// Whether an API key is more likely a header name given in the key's place (arguments
+/// swapped): `x-...`, or a name that carries credentials. A key never starts so.
+fn looks_like_a_credential_header(key: &str) -> bool {
+    let Ok(name) = HeaderName::try_from(key) else {
+        return false;
+    };
+    let name = name.as_str();
+    name.starts_with("x-")
+        || [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]
+            .iter()
+            .any(|h| h == name)
+        || ["api-key", "apikey", "api_key"].contains(&name)
+}
+
 /// A header name that can carry a credential. An invalid name is not echoed: arguments in the
 /// wrong order would put a secret here.
 pub(crate) fn credential_header_name<K>(name: K) -> Result<HeaderName, Error>
@@ -259,13 +277,21 @@ where
         HOST,
         CONTENT_LENGTH,
         CONTENT_TYPE,
+        CONTENT_ENCODING,
+        CONTENT_RANGE,
         TRANSFER_ENCODING,
         CONNECTION,
         TE,
         TRAILER,
         UPGRADE,
+        EXPECT,
+        RANGE,
+        LOCATION,
+        SET_COOKIE,
+        WWW_AUTHENTICATE,
     ];
-    if framing.contains(&name) || name == "keep-alive" || name == "proxy-connection" {
+    let hop_by_hop = ["keep-alive", "proxy-connection", "http2-settings"];
+    if framing.contains(&name) || hop_by_hop.contains(&name.as_str()) {
         return Err(Error::new(
             ErrorKind::InvalidHeaderName,
             format!(
@@ -327,11 +353,24 @@ mod tests {
         }
         let err = Credential::api_key("x-api-key", "s3cr3t\n").expect_err("newline");
         assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+        // Swapped arguments, the key looking like a header name: refused, neither echoed.
+        for swapped in ["x-api-key", "X-Consul-Token", "authorization", "apikey"] {
+            let err = Credential::api_key("sk_live_51HxS3CR3T", swapped).expect_err(swapped);
+            assert_eq!(err.kind(), ErrorKind::InvalidCredential);
+            assert!(err.to_string().contains("comes first"), "{err}");
+            assert!(!format!("{err} {err:?}").contains("S3CR3T"));
+        }
         // Swapped arguments: the "name" is the secret, and is not echoed.
         let err = Credential::api_key("s3cr3t key!", "x-api-key").expect_err("swapped");
         assert_eq!(err.kind(), ErrorKind::InvalidHeaderName);
         assert!(!format!("{err} {err:?}").contains("s3cr3t"));
         for framing in [
+            "expect",
+            "content-encoding",
+            "location",
+            "set-cookie",
+            "www-authenticate",
+            "http2-settings",
             "host",
             "Content-Length",
             "transfer-encoding",

@@ -181,7 +181,9 @@ impl Origin {
         };
         // `http::Uri` drops a fragment silently; an origin with one is a mistake worth reporting.
         if input.contains('#') {
-            return Err(invalid("it is followed by a fragment (not shown), which an origin may not have"));
+            return Err(invalid(
+                "it is followed by a fragment (not shown), which an origin may not have",
+            ));
         }
         let uri: Uri = input
             .parse()
@@ -193,10 +195,14 @@ impl Origin {
             return Err(invalid("userinfo (user:password@) is not allowed"));
         }
         if uri.query().is_some() {
-            return Err(invalid("it is followed by a query (not shown), which an origin may not have"));
+            return Err(invalid(
+                "it is followed by a query (not shown), which an origin may not have",
+            ));
         }
         if !matches!(uri.path(), "" | "/") {
-            return Err(invalid("it is followed by a path (not shown), which an origin may not have"));
+            return Err(invalid(
+                "it is followed by a path (not shown), which an origin may not have",
+            ));
         }
         // `http::Uri` accepts `host:65536` but reports no port for it; don't read that as the
         // default port (a layer meant for one port would then apply to another).

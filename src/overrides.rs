@@ -208,9 +208,11 @@ impl HeaderOverrides {
     /// [`bearer_token`](Self::bearer_token), which is this for a bearer token: it beats removals
     /// and the request's own value, replaces an earlier credential or `set` of the same header,
     /// is refused over plain `http://` to a host that is not loopback, and is sent only at the
-    /// origin of the first request the layers see it on. Only an auth layer for its header
-    /// sends it; a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer) drops its own values of
-    /// that header for the request.
+    /// origin of the first request the layers see it on. Auth layers send it: the one for its
+    /// header instead of its own credential, any other beside its own (a caller's token
+    /// forwarded through an API-key layer goes with the service's key), so it is never
+    /// dropped. A [`DefaultHeadersLayer`](crate::DefaultHeadersLayer) does not send it, and
+    /// drops its own values of that header for the request.
     ///
     /// ```
     /// use tower_client_headers::{Credential, HeaderOverrides};
@@ -248,11 +250,26 @@ impl HeaderOverrides {
     /// through here, so the binding is the same for all of them.
     #[inline]
     pub(crate) fn at(&self, target: &Target<'_>) -> Applied<'_> {
-        let has_credentials = !self.credentials.is_empty() || self.set_credentials;
+        self.at_for(target, None)
+    }
+
+    /// [`at`](Self::at) for an auth layer whose credential goes in `auth_header`: a `set` of
+    /// that header is a credential there, bound like the others, whether or not its values
+    /// were marked sensitive.
+    #[inline]
+    pub(crate) fn at_for<'a>(
+        &'a self,
+        target: &Target<'_>,
+        auth_header: Option<&'a HeaderName>,
+    ) -> Applied<'a> {
+        let has_credentials = !self.credentials.is_empty()
+            || self.set_credentials
+            || auth_header.is_some_and(|h| self.set.contains_key(h));
         let here = !has_credentials || self.binding.get_or_init(|| Place::of(target)).is(target);
         Applied {
             overrides: self,
             here,
+            auth_header,
         }
     }
 
@@ -274,6 +291,8 @@ pub(crate) struct Applied<'a> {
     overrides: &'a HeaderOverrides,
     /// Whether the request goes where the credentials belong (always, without credentials).
     here: bool,
+    /// The header of the auth layer reading these overrides, whose `set` is a credential.
+    auth_header: Option<&'a HeaderName>,
 }
 
 impl<'a> Applied<'a> {
@@ -285,6 +304,7 @@ impl<'a> Applied<'a> {
     fn withheld(&self, name: &HeaderName) -> bool {
         !self.here
             && (is_always_sensitive(name)
+                || self.auth_header == Some(name)
                 || self
                     .overrides
                     .set
@@ -320,6 +340,20 @@ impl<'a> Applied<'a> {
             .credentials
             .iter()
             .find(|c| c.header_name() == name)
+    }
+
+    /// This request's credentials for other headers than `name`, unless they belong elsewhere:
+    /// an auth layer sends them too, so that a per-request credential is never dropped for
+    /// want of a layer of its own header.
+    pub(crate) fn other_credentials(
+        &self,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = &'a Credential> + 'a {
+        let here = self.here;
+        self.overrides
+            .credentials
+            .iter()
+            .filter(move |c| here && c.header_name() != name)
     }
 
     /// Whether `without_auth()` was called: no auth layer sends its own credential.

@@ -497,3 +497,97 @@ fn builder_errors_name_the_problem_never_the_secret() {
     }
     assert!(shown.contains("x-api-key"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_per_request_credential_for_another_header_is_sent_too_never_dropped() {
+    // A gateway forwarding its caller's token through a layer that sends an API key: the
+    // caller's token goes, beside the service's key (before, it was silently dropped).
+    let server = Server::start().await;
+    let auth = BearerAuthLayer::builder()
+        .credential(api_key("service-key"))
+        .build()
+        .expect("valid");
+    let svc = ServiceBuilder::new().layer(auth).service(client());
+    let caller = BearerToken::new("caller-token").expect("valid");
+    let (_, sent) = send(
+        &svc,
+        with(
+            &server.url("/x"),
+            HeaderOverrides::new().bearer_token(caller.clone()),
+        ),
+    )
+    .await;
+    assert_eq!(sent.all("authorization"), ["Bearer caller-token"]);
+    assert_eq!(sent.all("x-api-key"), ["service-key"]);
+    // Refused in plain text elsewhere, like the layer's own.
+    let err = refusal(
+        &svc,
+        with(
+            "http://api.example.com/",
+            HeaderOverrides::new().bearer_token(caller),
+        ),
+    )
+    .await;
+    assert_eq!(err.kind(), ErrorKind::PlaintextRefused);
+}
+
+#[tokio::test]
+async fn a_set_of_the_layers_header_is_bound_to_the_first_origin_like_a_credential() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let auth = BearerAuthLayer::builder()
+        .credential(api_key("service-key"))
+        .origin(&a.origin())
+        .origin(&b.localhost_url(""))
+        .build()
+        .expect("valid");
+    let svc = ServiceBuilder::new()
+        .layer(follow_layer())
+        .layer(auth)
+        .service(client());
+    // Not marked sensitive by the caller: still the layer's credential, so bound to A.
+    let set = || {
+        HeaderOverrides::new().set(
+            HeaderName::from_static("x-api-key"),
+            HeaderValue::from_static("caller-set"),
+        )
+    };
+    let (_, sent) = send(&svc, with(&a.redirect(&b.localhost_url("/b"), 302), set())).await;
+    assert!(!sent.has("x-api-key"), "B got {sent:?}");
+    let back = b.localhost_redirect(&a.url("/back"), 302);
+    let (_, sent) = send(&svc, with(&a.redirect(&back, 302), set())).await;
+    assert_eq!(sent.all("x-api-key"), ["caller-set"]);
+}
+
+#[tokio::test]
+async fn the_requests_own_value_is_marked_sensitive_even_when_suppressed() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let inner = service_fn(move |req: Request<()>| {
+        record
+            .lock()
+            .expect("lock")
+            .push(req.headers()["x-api-key"].is_sensitive());
+        async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
+    });
+    let auth = BearerAuthLayer::builder()
+        .credential(api_key("k"))
+        .build()
+        .expect("valid");
+    let svc = ServiceBuilder::new().layer(auth).service(inner);
+    for overrides in [
+        None,
+        Some(HeaderOverrides::new().without_auth()),
+        Some(HeaderOverrides::new().remove_all()),
+        Some(HeaderOverrides::new().remove(HeaderName::from_static("x-api-key"))),
+    ] {
+        let mut req = Request::get("https://api.example.com/")
+            .header("x-api-key", "own")
+            .body(())
+            .expect("request");
+        if let Some(o) = overrides {
+            req.extensions_mut().insert(o);
+        }
+        svc.clone().oneshot(req).await.expect("sent");
+    }
+    assert_eq!(*seen.lock().expect("lock"), [true, true, true, true]);
+}

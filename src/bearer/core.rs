@@ -132,11 +132,25 @@ impl AuthCore {
         overrides: Option<&HeaderOverrides>,
     ) -> Prepared {
         // Seen first, the overrides' credentials are bound here, whether or not this layer acts.
-        let overrides = overrides.map(|o| o.at(&target));
+        let overrides = overrides.map(|o| o.at_for(&target, Some(&self.header)));
         if !self.origins.allow(&target) {
             return Prepared::Ready(None);
         }
         if let Some(o) = overrides {
+            // The request's credentials for other headers (a caller's token forwarded through
+            // an API-key layer) are sent too, never dropped for want of a layer of their own.
+            let mut others = o.other_credentials(&self.header).peekable();
+            if others.peek().is_some() {
+                if let Some(err) = self.refuse(&target) {
+                    return Prepared::Refused(err);
+                }
+                for credential in others {
+                    let value = credential.header_value().clone();
+                    if let Err(err) = attach(headers, credential.header_name(), value) {
+                        return Prepared::Refused(err);
+                    }
+                }
+            }
             // A per-request credential beats removal and the request's own value, as `set`
             // beats `remove`. One bound to another origin is not sent here, and then
             // suppresses ours too (`suppresses` below): the caller's request carries no
@@ -166,6 +180,7 @@ impl AuthCore {
                 return Prepared::Ready(None);
             }
             if o.suppresses(&self.header) || o.without_auth() {
+                mark_own(headers, &self.header);
                 return Prepared::Ready(None);
             }
         }
@@ -180,6 +195,7 @@ impl AuthCore {
             Err(_) => {}
         }
         if headers.contains_key(&self.header) {
+            mark_own(headers, &self.header);
             return Prepared::Ready(None);
         }
         if let Secret::Live(live) = &self.secret {
@@ -299,6 +315,15 @@ impl AuthCore {
 fn keep_own(mut own: http::header::OccupiedEntry<'_, HeaderValue>) {
     for value in own.iter_mut() {
         value.set_sensitive(true);
+    }
+}
+
+/// [`keep_own`] where the map hands out no entry (suppressed, or full).
+fn mark_own(headers: &mut HeaderMap, header: &HeaderName) {
+    for (name, value) in headers.iter_mut() {
+        if name == header {
+            value.set_sensitive(true);
+        }
     }
 }
 

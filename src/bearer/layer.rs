@@ -158,7 +158,7 @@ impl BearerAuthLayer {
             Secret::Source(cache) => cache.invalidate(),
             Secret::Live(live) => {
                 if live.swap(None).is_some() {
-                    crate::trace::invalidated_by_caller();
+                    crate::trace::logged_out();
                 }
             }
             Secret::Fixed(_) => {}

@@ -184,7 +184,9 @@ mod reqwest_mw;
 mod retry;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
-pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
+pub use default_headers::{
+    DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer, RequestHead, SessionHandle,
+};
 pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]
 pub use follow_redirects::FollowRedirects;

@@ -18,6 +18,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::bearer::core::{self as auth, Prepared};
+use crate::default_headers::RequestLine;
 use crate::error::{Error, ErrorKind};
 use crate::origin::{OriginId, Place, Target};
 use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides, TokenRejected};
@@ -77,10 +78,17 @@ impl Middleware for DefaultHeadersLayer {
     ) -> Result<Response> {
         // Take the headers out so the URL can be borrowed beside them, without copying either.
         let mut headers = std::mem::take(req.headers_mut());
-        let target = Target::from_url(req.url());
-        let watch = scoped_url(self.session.scopes(&target), &req);
-        self.session
-            .apply(target, &mut headers, extensions.get::<HeaderOverrides>());
+        let watch = {
+            // The current session, read once for this request (and let go before it is sent).
+            let session = self.session();
+            let watch = scoped_url(session.scopes(&Target::from_url(req.url())), &req);
+            session.apply(
+                RequestLine::from_url(req.method(), req.url()),
+                &mut headers,
+                extensions.get::<HeaderOverrides>(),
+            );
+            watch
+        };
         *req.headers_mut() = headers;
         let response = next.run(req, extensions).await?;
         if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {

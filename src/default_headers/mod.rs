@@ -45,12 +45,17 @@
 //! # Ok(()) }
 //! ```
 
+mod computed;
 mod layer;
 mod merge;
 mod service;
+mod session;
 
+pub use computed::RequestHead;
+pub(crate) use computed::RequestLine;
 #[cfg(test)]
 pub(crate) use layer::MAX_HEADER_NAMES;
 pub use layer::{DefaultHeadersBuilder, DefaultHeadersLayer};
 pub(crate) use merge::SessionHeaders;
 pub use service::DefaultHeaders;
+pub use session::SessionHandle;

@@ -7,7 +7,9 @@
 //!
 //! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, API keys) to every
 //!   request. Multi-valued headers keep every value. A request's own value wins by default;
-//!   per name you can make the session override or append instead.
+//!   per name you can make the session override or append instead. A [`SessionHandle`]
+//!   changes the session while it is in use (set a header after login, remove it on logout),
+//!   and values can be computed per request ([`header_with`](DefaultHeadersBuilder::header_with)).
 //! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
 //!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
 //!   background before it expires, and dropped after a `401` from the origin it was sent to

@@ -191,8 +191,8 @@ impl Values<'_> {
     }
 
     /// Merge these values into a request's `headers` (the request is inside the layer's scope).
-    // Inlined into both callers: the static path measured ~70 instructions per request
-    // cheaper than with one shared out-of-line copy.
+    // Inlined into both callers: with one shared out-of-line copy the static path measured
+    // ~15 instructions per request more (callgrind, `default_headers/8`).
     #[inline(always)]
     fn merge(self, headers: &mut HeaderMap, overrides: Option<Applied<'_>>) {
         let cookie = self.defines_cookie || overrides.is_some_and(|o| o.sets(&COOKIE));
@@ -302,9 +302,9 @@ impl Values<'_> {
         *headers = out;
     }
 
-    /// The same rule as [`merge_clone`](Self::merge_clone), worked in the request's own map, for requests
-    /// too large to copy safely: nothing of the request is ever lost to a full map, and a
-    /// session value that does not fit is not added. Slower (every session name is looked up),
+    /// The same rule as [`merge_clone`](Self::merge_clone), worked in the request's own map,
+    /// for requests too large to copy safely: nothing of the request is ever lost to a full
+    /// map, and a session value that does not fit is not added. Slower (every session name is looked up),
     /// and used only past [`CLONE_MAX_NAMES`].
     fn merge_in_place(self, headers: &mut HeaderMap, overrides: Option<Applied<'_>>) {
         mark_credentials_sensitive(headers);

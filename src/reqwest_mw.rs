@@ -54,6 +54,8 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 }
 
 /// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
+/// It reads the session on every request, so a [`SessionHandle`](crate::SessionHandle) taken
+/// from the layer before it went into `ClientBuilder::with` changes what the client sends.
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -62,7 +64,10 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 /// // Unscoped: these headers go to every origin, so reqwest may follow redirects itself. A
 /// // layer scoped with `.origin(..)` needs the setup shown on `BearerAuthLayer`'s impl.
 /// let session = DefaultHeadersLayer::builder().header("user-agent", "my-app/1.0").build()?;
+/// let handle = session.handle();
 /// let client = ClientBuilder::new(reqwest::Client::new()).with(session).build();
+/// // Later, after a login: every request the client sends from now on carries it.
+/// handle.update(|s| s.sensitive_header("x-session-id", "s-7f3a"))?;
 /// # let _ = client;
 /// # Ok::<(), tower_client_headers::Error>(())
 /// ```

@@ -30,6 +30,8 @@ const VARIANTS: &[&str] = &[
     "tower_http_stacked/1",
     "hand_loop/8",
     "default_headers/8",
+    // The same layer, updated once (one value changed) after the service was built.
+    "default_headers/8/updated",
     "tower_http_multiple/8",
     "tower_http_stacked/8",
     "hand_loop/32",
@@ -69,12 +71,28 @@ where
 }
 
 fn run_variant(name: &str, iters: u64, rt: &tokio::runtime::Runtime) {
-    let (kind, n) = match name.split_once('/') {
-        Some((kind, n)) => (kind, n.parse::<usize>().expect("a header count")),
-        None => (name, 0),
+    let mut parts = name.splitn(3, '/');
+    let kind = parts.next().unwrap_or(name);
+    let n = parts
+        .next()
+        .map_or(0, |n| n.parse::<usize>().expect("a header count"));
+    let updated = match parts.next() {
+        None => false,
+        Some("updated") => true,
+        Some(other) => panic!("unknown variant suffix {other:?} in {name:?}"),
     };
+    assert!(
+        !updated || kind == "default_headers",
+        "only default_headers has an updated variant, not {name:?}"
+    );
     let headers = session_headers(n);
     match (kind, n) {
+        ("default_headers", _) if updated => {
+            let layer = common::default_headers_layer(&headers);
+            let svc = wrap(&layer, inner());
+            common::update_one_value(&layer);
+            run(svc, iters)
+        }
         ("bare", _) => run(inner(), iters),
         ("hand_loop", _) => run(HandLoop::new(inner(), &headers), iters),
         ("default_headers", _) => run(

@@ -18,6 +18,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::bearer::core::{self as auth, Prepared};
+use crate::default_headers::RequestLine;
 use crate::error::{Error, ErrorKind};
 use crate::origin::{OriginId, Place, Target};
 use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides, TokenRejected};
@@ -59,6 +60,8 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 }
 
 /// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
+/// It reads the session on every request, so a [`SessionHandle`](crate::SessionHandle) taken
+/// from the layer before it went into `ClientBuilder::with` changes what the client sends.
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -67,7 +70,10 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 /// // Unscoped: these headers go to every origin, so reqwest may follow redirects itself. A
 /// // layer scoped with `.origin(..)` needs the setup shown on `BearerAuthLayer`'s impl.
 /// let session = DefaultHeadersLayer::builder().header("user-agent", "my-app/1.0").build()?;
+/// let handle = session.handle();
 /// let client = ClientBuilder::new(reqwest::Client::new()).with(session).build();
+/// // Later, after a login: every request the client sends from now on carries it.
+/// handle.update(|s| s.sensitive_header("x-session-id", "s-7f3a"))?;
 /// # let _ = client;
 /// # Ok::<(), tower_client_headers::Error>(())
 /// ```
@@ -83,10 +89,17 @@ impl Middleware for DefaultHeadersLayer {
     ) -> Result<Response> {
         // Take the headers out so the URL can be borrowed beside them, without copying either.
         let mut headers = std::mem::take(req.headers_mut());
-        let target = Target::from_url(req.url());
-        let watch = scoped_url(self.session.scopes(&target), &req);
-        self.session
-            .apply(target, &mut headers, extensions.get::<HeaderOverrides>());
+        let watch = {
+            // The current session, read once for this request (and let go before it is sent).
+            let session = self.session();
+            let watch = scoped_url(session.scopes(&Target::from_url(req.url())), &req);
+            session.apply(
+                RequestLine::from_url(req.method(), req.url()),
+                &mut headers,
+                extensions.get::<HeaderOverrides>(),
+            );
+            watch
+        };
         *req.headers_mut() = headers;
         let response = next.run(req, extensions).await?;
         if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {

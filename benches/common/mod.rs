@@ -156,6 +156,27 @@ pub(crate) fn default_headers_layer(headers: &[(HeaderName, HeaderValue)]) -> De
         .expect("valid session headers")
 }
 
+/// Change one value of `layer`'s session (the first header's, `user-agent` for the realistic
+/// sets) through its handle, as a live session does after it was put in use: services made
+/// before the update see it on their next request.
+pub(crate) fn update_one_value(layer: &DefaultHeadersLayer) {
+    let first = layer
+        .headers()
+        .keys()
+        .next()
+        .cloned()
+        .expect("a session header");
+    layer
+        .handle()
+        .update(|session| {
+            session.remove(first.clone()).header(
+                first,
+                HeaderValue::from_static("bench-app/1.4.3 (linux; x86_64)"),
+            )
+        })
+        .expect("a valid update");
+}
+
 /// tower-http's `SetMultipleRequestHeadersLayer::if_not_present` with the same headers.
 pub(crate) fn tower_http_multiple_layer(
     headers: &[(HeaderName, HeaderValue)],

@@ -60,7 +60,11 @@ async fn me(State(api): State<Api>, headers: HeaderMap) -> (StatusCode, Json<ser
     let user = valid.then_some("alice");
     (
         status,
-        Json(serde_json::json!({ "user": user, "authorization": sent })),
+        Json(serde_json::json!({
+            "user": user,
+            "authorization": sent,
+            "accept-language": headers.get("accept-language").and_then(|v| v.to_str().ok()),
+        })),
     )
 }
 
@@ -91,6 +95,8 @@ async fn main() -> Result<(), BoxError> {
     let session = DefaultHeadersLayer::builder()
         .header(USER_AGENT, "login-session-example/1.0")
         .build()?;
+    // A handle to change the session's headers while clients use it.
+    let headers = session.handle();
     let auth = BearerAuthLayer::builder()
         .logged_out()
         .origin(&api)
@@ -113,30 +119,38 @@ async fn main() -> Result<(), BoxError> {
 
     // 2. Set it for the session: every later request to the API carries it.
     auth.set_credential(BearerToken::new(token)?)?;
+    // A header that is not a secret (the user's language) goes through the session handle.
+    headers.update(|b| b.header("accept-language", "en-GB"))?;
     println!("layer after login: {auth:?}");
 
     // 3. Call the API.
     let me = call(&client, &format!("{api}/me")).await?;
     println!(
-        "GET /me        -> {} user={} authorization={}",
-        me.0, me.1["user"], me.1["authorization"]
+        "GET /me        -> {} user={} authorization={} accept-language={}",
+        me.0, me.1["user"], me.1["authorization"], me.1["accept-language"]
     );
     assert_eq!(me.0, 200);
+    assert_eq!(me.1["accept-language"], "en-GB");
 
     // 4. Log out: tell the server, then drop the credential from the session.
     let request = Request::post(format!("{api}/logout")).body(Empty::new())?;
     client.clone().oneshot(request).await?;
     auth.invalidate();
+    headers.update(|b| b.remove("accept-language"))?;
     println!("logged out; layer now: {auth:?}");
 
     // 5. The header is gone.
     let me = call(&client, &format!("{api}/me")).await?;
     println!(
-        "GET /me        -> {} user={} authorization={}",
-        me.0, me.1["user"], me.1["authorization"]
+        "GET /me        -> {} user={} authorization={} accept-language={}",
+        me.0, me.1["user"], me.1["authorization"], me.1["accept-language"]
     );
     assert_eq!(me.0, 401);
     assert!(me.1["authorization"].is_null(), "the token was still sent");
+    assert!(
+        me.1["accept-language"].is_null(),
+        "the session header was still sent"
+    );
     println!("no Authorization was sent after logout");
     Ok(())
 }

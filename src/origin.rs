@@ -189,7 +189,7 @@ impl Origin {
             .parse()
             .map_err(|_| invalid("not a URI of the form scheme://host[:port]"))?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(invalid("expected scheme://host[:port]"));
+            return Err(invalid("it has no scheme://host"));
         };
         if authority.as_str().contains('@') {
             return Err(invalid("userinfo (user:password@) is not allowed"));

@@ -124,11 +124,17 @@ impl HeaderOverrides {
     /// sent as it is. Removing `Authorization` also stops
     /// [`BearerAuthLayer`](crate::BearerAuthLayer) from adding a token.
     ///
+    /// It takes an `http::HeaderName`: a constant such as `USER_AGENT`, or
+    /// `HeaderName::from_static("x-request-id")` for a name of your own.
+    ///
     /// ```
     /// use http::header::USER_AGENT;
+    /// use http::HeaderName;
     /// use tower_client_headers::HeaderOverrides;
     ///
-    /// let overrides = HeaderOverrides::new().remove(USER_AGENT);
+    /// let overrides = HeaderOverrides::new()
+    ///     .remove(USER_AGENT)
+    ///     .remove(HeaderName::from_static("x-request-id"));
     /// # let _ = overrides;
     /// ```
     pub fn remove(mut self, name: HeaderName) -> Self {

@@ -205,10 +205,16 @@ impl DefaultHeadersBuilder {
             self.error = Some(Error::new(
                 ErrorKind::InvalidHeaderName,
                 format!(
-                    "invalid header name in {call} #{} of the builder (not shown): a name is \
-                     letters, digits and !#$%&'*+-.^_`|~ only; check that the name comes \
-                     before the value",
-                    self.calls
+                    "invalid header name in {call} #{} of the builder (calls counted from \
+                     the builder's start, or from the start of an update's closure; the name \
+                     is not shown in case it is a misplaced secret): a name is letters, digits \
+                     and !#$%&'*+-.^_`|~ only{}",
+                    self.calls,
+                    if call == "remove" {
+                        ""
+                    } else {
+                        "; check that the name comes before the value"
+                    }
                 ),
             ));
             return None;

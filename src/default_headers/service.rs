@@ -67,7 +67,7 @@ impl<S> DefaultHeaders<S> {
         }
     }
 
-    /// Returns a new [`Layer`](tower_layer::Layer) that wraps services with a
+    /// Returns a builder for a [`Layer`](tower_layer::Layer) that wraps services with a
     /// [`DefaultHeaders`] middleware: the same as [`DefaultHeadersLayer::builder`].
     ///
     /// ```

@@ -135,7 +135,6 @@ impl Drop for Updating {
 /// [`BearerAuthLayer`](crate::BearerAuthLayer) for bearer tokens.
 ///
 /// ```
-/// use http::header::AUTHORIZATION;
 /// use http::{Request, Response};
 /// use std::convert::Infallible;
 /// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
@@ -206,7 +205,6 @@ impl SessionHandle {
     /// could only wait for itself): that inner call changes nothing.
     ///
     /// ```
-    /// use http::header::AUTHORIZATION;
     /// use tower_client_headers::{DefaultHeadersLayer, ErrorKind};
     ///
     /// let layer = DefaultHeadersLayer::builder().header("accept", "application/json").build()?;

@@ -227,6 +227,12 @@ impl DefaultHeadersBuilder {
     fn set_policy(&mut self, name: &HeaderName, policy: Policy) -> bool {
         // The last policy given for a name applies to all its values. `headers` and
         // `computed` hold a subset of these names, so they reach capacity no sooner.
+        // A name it has takes its new policy in place: `try_insert` would first ask a full
+        // map for room it does not need.
+        if let Some(old) = self.policies.get_mut(name) {
+            *old = policy;
+            return true;
+        }
         if self.policies.try_insert(name.clone(), policy).is_ok() {
             return true;
         }
@@ -276,7 +282,7 @@ impl DefaultHeadersBuilder {
         }
         // A static value replaces computed ones of the name.
         self.computed.remove(&name);
-        if self.headers.try_append(name, value).is_err() {
+        if try_append(&mut self.headers, name, value).is_err() {
             self.too_many();
         }
         self
@@ -297,11 +303,7 @@ impl DefaultHeadersBuilder {
         }
         // A computed value replaces static ones of the name.
         self.headers.remove(&name);
-        if self
-            .computed
-            .try_append(name, Computed::new(make, sensitive))
-            .is_err()
-        {
+        if try_append(&mut self.computed, name, Computed::new(make, sensitive)).is_err() {
             self.too_many();
         }
         self
@@ -632,6 +634,33 @@ impl fmt::Debug for DefaultHeadersBuilder {
     }
 }
 
+/// `HeaderMap::try_append`, which also works in a map at capacity for a name it has: such a
+/// map asks for room first, even when it needs none (and once it has seen collisions, even
+/// after a removal), so the map is rebuilt with the value in place instead.
+fn try_append<T: Clone>(map: &mut HeaderMap<T>, name: HeaderName, value: T) -> Result<(), ()> {
+    if map.try_append(name.clone(), value.clone()).is_ok() {
+        return Ok(());
+    }
+    if !map.contains_key(&name) {
+        return Err(());
+    }
+    let mut rebuilt = HeaderMap::try_with_capacity(map.keys_len()).map_err(drop)?;
+    for key in map.keys() {
+        for existing in map.get_all(key) {
+            rebuilt
+                .try_append(key.clone(), existing.clone())
+                .map_err(drop)?;
+        }
+        if *key == name {
+            rebuilt
+                .try_append(key.clone(), value.clone())
+                .map_err(drop)?;
+        }
+    }
+    *map = rebuilt;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,5 +772,28 @@ mod tests {
         }
         let layer = b.build().expect("exactly full");
         assert_eq!(layer.headers().keys_len(), MAX_HEADER_NAMES);
+
+        // Exactly full, a name it has still takes another value, a new policy, a function.
+        let session = layer.handle();
+        session
+            .update(|b| {
+                b.header("x-h0", "second")
+                    .override_header("x-h1", "v2")
+                    .append_header_with("x-h2", |_| None)
+            })
+            .expect("no new name");
+        let headers = session.headers();
+        assert_eq!(headers.get_all("x-h0").iter().count(), 2);
+        assert_eq!(headers.get_all("x-h1").iter().count(), 2);
+        assert_eq!(
+            headers.keys_len(),
+            MAX_HEADER_NAMES - 1,
+            "x-h2 is computed now"
+        );
+        // A new name is still refused, and says why.
+        let err = session
+            .update(|b| b.header("x-new", "v").header("x-new2", "v"))
+            .expect_err("full");
+        assert_eq!(err.kind(), ErrorKind::TooManyHeaders);
     }
 }

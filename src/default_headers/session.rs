@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use arc_swap::ArcSwap;
 use http::HeaderMap;
@@ -44,7 +44,7 @@ impl Shared {
     where
         F: FnOnce(DefaultHeadersBuilder) -> DefaultHeadersBuilder,
     {
-        let Some(_updating) = Updating::enter(self) else {
+        let Some(updating) = Updating::enter(self) else {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
                 "SessionHandle::update was called again from inside the closure of an update \
@@ -54,10 +54,36 @@ impl Shared {
         };
         // A panic in an earlier `f` poisoned the lock, and changed nothing: the session is
         // only ever replaced whole, after `f` returned.
-        let _serial = self.update.lock().unwrap_or_else(PoisonError::into_inner);
+        let serial = if updating.nested {
+            // Inside another session's update: waiting here could wait for a thread that
+            // waits for that other session (two sessions updated nested in opposite orders
+            // on two threads), forever. Refuse instead of waiting.
+            match self.update.try_lock() {
+                Ok(serial) => serial,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        "SessionHandle::update of a session that another thread is updating \
+                         was called from inside the closure of an update of another session; \
+                         waiting could deadlock (two sessions updated nested in opposite \
+                         orders), so nothing was changed by the inner call: update the \
+                         sessions one after the other",
+                    ))
+                }
+            }
+        } else {
+            self.update.lock().unwrap_or_else(PoisonError::into_inner)
+        };
         let current = self.session.load_full();
         let next = f(DefaultHeadersBuilder::from_session(&current)).into_session()?;
         self.session.store(Arc::new(next));
+        // The previous session is dropped after the lock is released and this thread has left
+        // the update: values it owns (a computed function's captures) may update sessions in
+        // their `Drop`.
+        drop(serial);
+        drop(updating);
+        drop(current);
         Ok(())
     }
 }
@@ -90,25 +116,30 @@ thread_local! {
 
 /// This thread's mark on a session it is updating, removed when the update ends (a panic in
 /// `f` included).
-struct Updating(usize);
+struct Updating {
+    id: usize,
+    /// Whether this thread was already inside an update of another session.
+    nested: bool,
+}
 
 impl Updating {
     /// `None` if this thread is already updating `shared`.
     fn enter(shared: &Arc<Shared>) -> Option<Self> {
         // The address identifies the session while the caller's handle keeps it alive.
         let id = Arc::as_ptr(shared) as usize;
-        let fresh = UPDATING
+        let entered = UPDATING
             .try_with(|updating| {
                 let mut updating = updating.borrow_mut();
                 if updating.contains(&id) {
-                    return false;
+                    return None;
                 }
+                let nested = !updating.is_empty();
                 updating.push(id);
-                true
+                Some(nested)
             })
             // Thread-locals are gone only while the thread exits; without them, no check.
-            .unwrap_or(true);
-        fresh.then_some(Self(id))
+            .unwrap_or(Some(false));
+        entered.map(|nested| Self { id, nested })
     }
 }
 
@@ -116,7 +147,7 @@ impl Drop for Updating {
     fn drop(&mut self) {
         let _ = UPDATING.try_with(|updating| {
             let mut updating = updating.borrow_mut();
-            if let Some(at) = updating.iter().rposition(|id| *id == self.0) {
+            if let Some(at) = updating.iter().rposition(|id| *id == self.id) {
                 updating.swap_remove(at);
             }
         });
@@ -450,6 +481,52 @@ mod tests {
         });
         rx.recv_timeout(Duration::from_secs(10))
             .expect("finished in time: no deadlock")
+    }
+
+    #[test]
+    fn two_sessions_updated_nested_in_opposite_orders_never_deadlock() {
+        use std::sync::mpsc;
+        use std::sync::Barrier;
+        use std::time::Duration;
+
+        let a = DefaultHeadersLayer::builder()
+            .build()
+            .expect("valid")
+            .handle();
+        let b = DefaultHeadersLayer::builder()
+            .build()
+            .expect("valid")
+            .handle();
+        let barrier = Arc::new(Barrier::new(2));
+        let (done, finished) = mpsc::channel();
+        for (outer, inner) in [(a.clone(), b.clone()), (b.clone(), a.clone())] {
+            let (barrier, done) = (Arc::clone(&barrier), done.clone());
+            std::thread::spawn(move || {
+                let mut inner_result = None;
+                let outer_result = outer.update(|builder| {
+                    // Both threads hold their outer session's lock here.
+                    barrier.wait();
+                    inner_result = Some(inner.update(|b| b.header("x-inner", "1")));
+                    builder.header("x-outer", "1")
+                });
+                let _ = done.send((outer_result, inner_result));
+            });
+        }
+        let mut inner_errors = 0;
+        for _ in 0..2 {
+            let (outer, inner) = finished
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a deadlock: no update finished within 10 s");
+            assert!(outer.is_ok(), "{outer:?}");
+            if let Some(Err(err)) = inner {
+                assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+                inner_errors += 1;
+            }
+        }
+        // At least one inner update had to be refused; nothing is stuck afterwards.
+        assert!(inner_errors >= 1);
+        a.update(|b| b.header("x-after", "1")).expect("not stuck");
+        b.update(|b| b.header("x-after", "1")).expect("not stuck");
     }
 
     #[test]

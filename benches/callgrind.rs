@@ -71,9 +71,9 @@ fn main() {
         VARIANTS
             .iter()
             .filter(|v| cfg!(feature = "retry") || !v.starts_with("retry"))
-            .flat_map(|v| match v.strip_suffix("SHAPE") {
-                Some(kind) => SHAPES.iter().map(|s| format!("{kind}{s}")).collect(),
-                None => vec![v.to_string()],
+            .flat_map(|v| match v.contains("SHAPE") {
+                true => SHAPES.iter().map(|s| v.replace("SHAPE", s)).collect(),
+                false => vec![v.to_string()],
             })
             .collect()
     } else {

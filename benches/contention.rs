@@ -4,8 +4,12 @@
 //! (so every clone shares the layer's state, as the clones of a real client do).
 //!
 //! - `bare`: the inner service alone (how far the machine itself scales);
-//! - `default_headers`: `DefaultHeadersLayer` with the session of shape `8_with_accept`
-//!   (8 names, one of them, `accept`, already on the request);
+//! - `default_headers/8_with_accept`: `DefaultHeadersLayer` with the session of shape
+//!   `8_with_accept` (8 names, one of them, `accept`, already on the request);
+//! - `default_headers/8`: 8 names the request does not have, the live session never updated;
+//! - `default_headers/8/updated`: the same, its session updated once (one value changed) after
+//!   the service was built (every clone then reads the new snapshot through its own
+//!   `arc_swap::Cache`);
 //! - `fixed`: `BearerAuthLayer::new(token)`;
 //! - `cached`: `BearerAuthLayer::from_source(..)` with its (never-expiring) token cached.
 //!
@@ -29,9 +33,14 @@ use tower::Service;
 use common::{request, Runner};
 
 /// The paths measured, as `common::run_variant` names them, and their names here.
-const PATHS: [(&str, &str); 4] = [
+const PATHS: [(&str, &str); 6] = [
     ("bare", "bare"),
-    ("default_headers/8_with_accept", "default_headers"),
+    (
+        "default_headers/8_with_accept",
+        "default_headers/8_with_accept",
+    ),
+    ("default_headers/8", "default_headers/8"),
+    ("default_headers/8/updated", "default_headers/8/updated"),
     ("fixed", "fixed"),
     ("cached", "cached"),
 ];

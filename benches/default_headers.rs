@@ -9,7 +9,9 @@
 //!
 //! - `bare`: the inner service alone (the baseline every overhead is measured from);
 //! - `hand_loop`: `if !contains_key(name) { insert(name, value) }` per header, the floor;
-//! - `default_headers`: this crate's `DefaultHeadersLayer`;
+//! - `default_headers`: this crate's `DefaultHeadersLayer` (and at 8, `default_headers/8/updated`:
+//!   the same layer after one value was changed through its `SessionHandle`, once the service
+//!   was built);
 //! - `tower_http_stacked`: tower-http's `SetRequestHeader::if_not_present`, one per header;
 //! - `tower_http_multiple`: tower-http's `SetMultipleRequestHeadersLayer::if_not_present`.
 //!
@@ -51,6 +53,16 @@ fn default_headers(c: &mut Criterion) {
             n,
             wrap(&common::default_headers_layer(&headers), inner()),
         );
+        if n.starts_with('8') {
+            // The same session, changed once through its handle after the service was built.
+            let layer = common::default_headers_layer(&headers);
+            let mut svc = wrap(&layer, inner());
+            common::update_one_value(&layer);
+            group.bench_function(
+                BenchmarkId::new("default_headers", format!("{n}/updated")),
+                |b| b.iter(|| call(&mut svc, request())),
+            );
+        }
         bench_one(
             &mut group,
             "tower_http_multiple",

@@ -53,13 +53,17 @@ pub enum ErrorKind {
     InvalidOrigin,
     /// A bearer token is not an RFC 6750 `b64token`.
     InvalidToken,
+    /// Basic credentials or an API key cannot be sent as given (a `:` in a Basic user name, a
+    /// control character, an empty key). See [`Credential`](crate::Credential).
+    InvalidCredential,
     /// A builder was configured inconsistently (for example neither a token nor a source).
     InvalidConfig,
     /// A request would have carried a credential over plain `http://` to a host that is not
     /// loopback; nothing was sent.
     PlaintextRefused,
     /// No token could be had from the token source. Either a fetch failed (the source
-    /// returned an error or panicked, or returned a token that had already expired): the
+    /// returned an error or panicked, or returned a token that had already expired, or a
+    /// credential for another header than the layer's, which is a configuration mistake): the
     /// source's error is this error's [`source`](std::error::Error::source); or a recent
     /// failure is being backed off and no fetch was made: this error's `source()` is that
     /// last failure (another `Error` of this kind, whose own `source()` is the source's
@@ -191,6 +195,21 @@ impl Error {
     }
 
     /// A token source that returned a token whose expiry had already passed.
+    /// The token source returned a credential for another header than the layer's.
+    pub(crate) fn credential_for_other_header(
+        layer: &http::HeaderName,
+        fetched: &http::HeaderName,
+    ) -> Self {
+        Self::new(
+            ErrorKind::TokenFetch,
+            format!(
+                "the token source returned a credential for `{fetched}`, but this layer sends \
+                 its credential in `{layer}`: build the layer with .header_name(\"{fetched}\"), \
+                 or have the source return credentials for `{layer}`; nothing was sent"
+            ),
+        )
+    }
+
     pub(crate) fn token_expired_on_arrival() -> Self {
         Self::new(
             ErrorKind::TokenFetch,
@@ -632,6 +651,7 @@ mod tests {
                 "https://api.example.com/",
             )
             .await,
+            crate::Credential::basic("al:ice", "x").expect_err("credential"),
         ];
         let mut kinds = HashSet::new();
         for err in &errors {
@@ -640,6 +660,7 @@ mod tests {
                 ErrorKind::InvalidHeaderValue => &["remove them, or encode the value"],
                 ErrorKind::InvalidOrigin => &["write an origin as scheme://host[:port]"],
                 ErrorKind::InvalidToken => &["RFC 6750 b64token", "letters, digits"],
+                ErrorKind::InvalidCredential => &["RFC 7617 forbids"],
                 ErrorKind::InvalidConfig => &[".token(..)", ".source(..)"],
                 ErrorKind::PlaintextRefused => &["use https", "allow_http(true)"],
                 ErrorKind::TokenFetch => &["source()", "check what"],
@@ -660,7 +681,7 @@ mod tests {
             .expect_err("too many names");
         assert!(too_many.to_string().contains("fewer"), "{too_many}");
         kinds.insert(too_many.kind());
-        assert_eq!(kinds.len(), 9, "one of each kind: {kinds:?}");
+        assert_eq!(kinds.len(), 10, "one of each kind: {kinds:?}");
         // The specific hints for the two commonest token mistakes.
         assert!(errors[3].to_string().contains("without a `Bearer ` prefix"));
         assert!(errors[4].to_string().contains("trim the line break"));

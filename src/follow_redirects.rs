@@ -53,8 +53,10 @@ const DEFAULT_MAX_REDIRECTS: usize = 10;
 ///   and no body; `307`/`308` repeat the method and the body. A body that cannot be cloned (a
 ///   stream) is not replayed: the `307`/`308` response is returned as it is.
 /// - On a hop to another origin (scheme, host or port), the request's own `Authorization`,
-///   `Cookie`, `Proxy-Authorization` and `WWW-Authenticate` are dropped for the rest of the
-///   chain, as reqwest does. What this crate's layers add is decided again on each hop.
+///   `Cookie`, `Proxy-Authorization` and `WWW-Authenticate` are dropped, as reqwest does, and
+///   so is any header of the request with a value marked sensitive
+///   (`HeaderValue::set_sensitive(true)`: mark your own API key so); a hop back to the first
+///   origin carries them again. What this crate's layers add is decided again on each hop.
 /// - After [`max_redirects`](Self::max_redirects) hops (default 10), or on a `Location` that
 ///   is missing, not a URL or not `http`/`https`, the redirect response itself is returned.
 /// - If reqwest itself followed a redirect to another origin below the middleware (the client
@@ -128,13 +130,14 @@ impl Middleware for FollowRedirects {
         // would reach A without the caller's `Authorization`, and a layer below would fill in
         // the service's own token for the caller (a confused deputy).
         let first = Place::of(&Target::from_url(req.url()));
-        let own: Vec<(HeaderName, HeaderValue)> = OWN_CREDENTIALS
-            .iter()
+        let own: Vec<(HeaderName, HeaderValue)> = credential_names(req.headers())
+            .into_iter()
             .flat_map(|name| {
                 req.headers()
-                    .get_all(name)
+                    .get_all(&name)
                     .iter()
-                    .map(move |value| (name.clone(), value.clone()))
+                    .map(|value| (name.clone(), value.clone()))
+                    .collect::<Vec<_>>()
             })
             .collect();
         loop {
@@ -170,8 +173,20 @@ impl Middleware for FollowRedirects {
     }
 }
 
-/// The request's own credentials, which stay with the origin it was sent to.
+/// The request's own credentials, which stay with the origin it was sent to: these names, and
+/// any header with a value marked sensitive (an API key the caller marked).
 const OWN_CREDENTIALS: [HeaderName; 3] = [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION];
+
+/// The names of the request's own credentials (see [`OWN_CREDENTIALS`]), each once.
+fn credential_names(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers {
+        if (OWN_CREDENTIALS.contains(name) || value.is_sensitive()) && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
 
 /// The request to send for a redirect response, or `None` when it is not one to follow.
 fn next_hop(
@@ -207,9 +222,10 @@ fn next_hop(
     }
     if !from.is(&Target::from_url(&to)) {
         let headers = req.headers_mut();
-        for name in OWN_CREDENTIALS.iter().chain([&WWW_AUTHENTICATE]) {
+        for name in credential_names(headers) {
             headers.remove(name);
         }
+        headers.remove(WWW_AUTHENTICATE);
         headers.remove("cookie2");
     }
     *req.url_mut() = to;

@@ -5,11 +5,16 @@
 //! `tower::Service<http::Request<B>>` (a hyper-util client, a tower stack inside an axum
 //! handler) and for reqwest-middleware:
 //!
-//! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, API keys) to every
+//! - [`DefaultHeadersLayer`] adds session headers (`User-Agent`, `Accept`, `X-Client`) to every
 //!   request. Multi-valued headers keep every value. A request's own value wins by default;
-//!   per name you can make the session override or append instead.
-//! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`: a fixed token, or one from a
-//!   [`TokenSource`] that is fetched once for any number of waiting requests, refreshed in the
+//!   per name you can make the session override or append instead. A [`SessionHandle`]
+//!   changes the session while it is in use (set a header after login, remove it on logout),
+//!   and values can be computed per request ([`header_with`](DefaultHeadersBuilder::header_with)).
+//! - [`BearerAuthLayer`] sends `Authorization: Bearer <token>`, or any other [`Credential`]
+//!   (Basic credentials, an API key in a header you name) with the same protections: a fixed
+//!   one, one set at runtime for a logged-in user
+//!   ([`set_credential`](BearerAuthLayer::set_credential)), or one from a [`TokenSource`] that
+//!   is fetched once for any number of waiting requests, refreshed in the
 //!   background before it expires, and dropped after a `401` from the origin it was sent to
 //!   (or whatever [`invalidate_when`](BearerAuthBuilder::invalidate_when) says rejects it,
 //!   gRPC's `UNAUTHENTICATED` for one); `RetryUnauthorized` sends such a request once more
@@ -168,6 +173,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
+mod credential;
 mod default_headers;
 mod error;
 mod origin;
@@ -184,7 +190,10 @@ mod reqwest_mw;
 mod retry;
 
 pub use bearer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture, TokenRejected};
-pub use default_headers::{DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer};
+pub use credential::Credential;
+pub use default_headers::{
+    DefaultHeaders, DefaultHeadersBuilder, DefaultHeadersLayer, RequestHead, SessionHandle,
+};
 pub use error::{BoxError, Error, ErrorKind};
 #[cfg(feature = "reqwest-middleware")]
 pub use follow_redirects::FollowRedirects;

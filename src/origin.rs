@@ -181,22 +181,28 @@ impl Origin {
         };
         // `http::Uri` drops a fragment silently; an origin with one is a mistake worth reporting.
         if input.contains('#') {
-            return Err(invalid("a fragment is not allowed"));
+            return Err(invalid(
+                "it is followed by a fragment (not shown), which an origin may not have",
+            ));
         }
         let uri: Uri = input
             .parse()
             .map_err(|_| invalid("not a URI of the form scheme://host[:port]"))?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(invalid("expected scheme://host[:port]"));
+            return Err(invalid("it has no scheme://host"));
         };
         if authority.as_str().contains('@') {
             return Err(invalid("userinfo (user:password@) is not allowed"));
         }
         if uri.query().is_some() {
-            return Err(invalid("a query is not allowed"));
+            return Err(invalid(
+                "it is followed by a query (not shown), which an origin may not have",
+            ));
         }
         if !matches!(uri.path(), "" | "/") {
-            return Err(invalid("a path is not allowed"));
+            return Err(invalid(
+                "it is followed by a path (not shown), which an origin may not have",
+            ));
         }
         // `http::Uri` accepts `host:65536` but reports no port for it; don't read that as the
         // default port (a layer meant for one port would then apply to another).
@@ -396,6 +402,12 @@ impl Origins {
     #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn scopes(&self, target: &Target<'_>) -> bool {
         !self.0.is_empty() && self.allow(target)
+    }
+
+    /// Whether the layer is unscoped: it acts on every request.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Whether a layer scoped to these origins acts on a request to `target`.

@@ -25,6 +25,7 @@ use std::sync::{Arc, OnceLock};
 use http::header::{GetAll, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::credential::Credential;
 use crate::origin::{Place, Target};
 use crate::token::BearerToken;
 
@@ -35,15 +36,17 @@ use crate::token::BearerToken;
 ///   the request's own headers are left as they are.
 /// - [`set`](Self::set) makes a header exactly the given values, replacing the request's own
 ///   and the session's. `set` beats `remove`, whatever the order of the calls.
-/// - [`bearer_token`](Self::bearer_token) sends another token with this request.
+/// - [`bearer_token`](Self::bearer_token) sends another token with this request, and
+///   [`credential`](Self::credential) any other credential (Basic, an API key) in place of the
+///   auth layer's own. [`without_auth`](Self::without_auth) sends none.
 ///
 /// Overrides only act in a layer whose origins the request is sent to: a request to another
 /// origin passes the layer untouched, overrides included.
 ///
 /// # Credentials stay with their origin
 ///
-/// The credentials a `HeaderOverrides` carries, [`bearer_token`](Self::bearer_token) and
-/// [`set`](Self::set) of `authorization`, `proxy-authorization`, `cookie` or of any value
+/// The credentials a `HeaderOverrides` carries, [`bearer_token`](Self::bearer_token),
+/// [`credential`](Self::credential) and [`set`](Self::set) of `authorization`, `proxy-authorization`, `cookie` or of any value
 /// marked sensitive, belong to the origin (scheme, host, port) of the **first request the
 /// layers see them on**. On any other origin, a redirect hop say, no layer of this crate sends
 /// them, and each acts as a [`remove`](Self::remove) of its name there: neither the caller's
@@ -81,7 +84,10 @@ pub struct HeaderOverrides {
     remove_all: bool,
     removed: Vec<HeaderName>,
     set: HeaderMap,
-    bearer: Option<BearerToken>,
+    /// Per-request credentials for auth layers, at most one per header name.
+    credentials: Vec<Credential>,
+    /// `without_auth()`: no auth layer sends its credential, whatever its header.
+    without_auth: bool,
     /// Whether `set` was ever given a credential (kept set when a later call removes it again:
     /// binding a value with nothing to bind costs nothing).
     set_credentials: bool,
@@ -118,11 +124,17 @@ impl HeaderOverrides {
     /// sent as it is. Removing `Authorization` also stops
     /// [`BearerAuthLayer`](crate::BearerAuthLayer) from adding a token.
     ///
+    /// It takes an `http::HeaderName`: a constant such as `USER_AGENT`, or
+    /// `HeaderName::from_static("x-request-id")` for a name of your own.
+    ///
     /// ```
     /// use http::header::USER_AGENT;
+    /// use http::HeaderName;
     /// use tower_client_headers::HeaderOverrides;
     ///
-    /// let overrides = HeaderOverrides::new().remove(USER_AGENT);
+    /// let overrides = HeaderOverrides::new()
+    ///     .remove(USER_AGENT)
+    ///     .remove(HeaderName::from_static("x-request-id"));
     /// # let _ = overrides;
     /// ```
     pub fn remove(mut self, name: HeaderName) -> Self {
@@ -170,9 +182,7 @@ impl HeaderOverrides {
         if is_always_sensitive(&name) {
             value.set_sensitive(true);
         }
-        if name == AUTHORIZATION {
-            self.bearer = None;
-        }
+        self.credentials.retain(|c| c.header_name() != name);
         let credential = value.is_sensitive();
         // At capacity the value is dropped: no request could carry another name either.
         if self.set.try_append(name, value).is_ok() {
@@ -194,14 +204,41 @@ impl HeaderOverrides {
     /// let overrides = HeaderOverrides::new().bearer_token(BearerToken::new("caller-token")?);
     /// # Ok::<(), tower_client_headers::Error>(())
     /// ```
-    pub fn bearer_token(mut self, token: BearerToken) -> Self {
-        self.set.remove(AUTHORIZATION);
-        self.bearer = Some(token);
+    pub fn bearer_token(self, token: BearerToken) -> Self {
+        self.credential(Credential::bearer(token))
+    }
+
+    /// Send `credential` with this request instead of the own credential of the
+    /// [`BearerAuthLayer`](crate::BearerAuthLayer) whose header it is (Basic credentials, an
+    /// API key), without asking that layer's token source. The same rules as
+    /// [`bearer_token`](Self::bearer_token), which is this for a bearer token: it beats removals
+    /// and the request's own value, replaces an earlier credential or `set` of the same header,
+    /// is refused over plain `http://` to a host that is not loopback, and is sent only at the
+    /// origin of the first request the layers see it on. Auth layers send it: the one for its
+    /// header instead of its own credential, any other beside its own (a caller's token
+    /// forwarded through an API-key layer goes with the service's key), so it is never
+    /// dropped. A [`DefaultHeadersLayer`](crate::DefaultHeadersLayer) does not send it, and
+    /// drops its own values of that header for the request.
+    ///
+    /// ```
+    /// use tower_client_headers::{Credential, HeaderOverrides};
+    ///
+    /// // This request acts as another user.
+    /// let overrides = HeaderOverrides::new().credential(Credential::basic("bob", "pw")?);
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.set.remove(credential.header_name());
+        self.credentials
+            .retain(|c| c.header_name() != credential.header_name());
+        self.credentials.push(credential);
         self.unbound()
     }
 
-    /// Send no `Authorization` from the session or
-    /// [`BearerAuthLayer`](crate::BearerAuthLayer): the same as `remove(AUTHORIZATION)`.
+    /// Send no credential from any [`BearerAuthLayer`](crate::BearerAuthLayer), whatever its
+    /// header (`Authorization`, an API key's), and no `Authorization` from the session: for the
+    /// session, the same as `remove(AUTHORIZATION)`. A [`credential`](Self::credential) or
+    /// [`bearer_token`](Self::bearer_token) given for this request is still sent.
     ///
     /// ```
     /// use tower_client_headers::HeaderOverrides;
@@ -209,7 +246,8 @@ impl HeaderOverrides {
     /// let overrides = HeaderOverrides::new().without_auth();
     /// # let _ = overrides;
     /// ```
-    pub fn without_auth(self) -> Self {
+    pub fn without_auth(mut self) -> Self {
+        self.without_auth = true;
         self.remove(AUTHORIZATION)
     }
 
@@ -218,18 +256,36 @@ impl HeaderOverrides {
     /// through here, so the binding is the same for all of them.
     #[inline]
     pub(crate) fn at(&self, target: &Target<'_>) -> Applied<'_> {
-        let has_credentials = self.bearer.is_some() || self.set_credentials;
+        self.at_for(target, None)
+    }
+
+    /// [`at`](Self::at) for an auth layer whose credential goes in `auth_header`: a `set` of
+    /// that header is a credential there, bound like the others, whether or not its values
+    /// were marked sensitive.
+    #[inline]
+    pub(crate) fn at_for<'a>(
+        &'a self,
+        target: &Target<'_>,
+        auth_header: Option<&'a HeaderName>,
+    ) -> Applied<'a> {
+        let has_credentials = !self.credentials.is_empty()
+            || self.set_credentials
+            || auth_header.is_some_and(|h| self.set.contains_key(h));
         let here = !has_credentials || self.binding.get_or_init(|| Place::of(target)).is(target);
         Applied {
             overrides: self,
             here,
+            auth_header,
         }
     }
 
     /// Whether these overrides change what a [`DefaultHeadersLayer`](crate::DefaultHeadersLayer)
     /// does.
     fn affects_session(&self) -> bool {
-        self.remove_all || !self.removed.is_empty() || !self.set.is_empty() || self.bearer.is_some()
+        self.remove_all
+            || !self.removed.is_empty()
+            || !self.set.is_empty()
+            || !self.credentials.is_empty()
     }
 }
 
@@ -241,6 +297,8 @@ pub(crate) struct Applied<'a> {
     overrides: &'a HeaderOverrides,
     /// Whether the request goes where the credentials belong (always, without credentials).
     here: bool,
+    /// The header of the auth layer reading these overrides, whose `set` is a credential.
+    auth_header: Option<&'a HeaderName>,
 }
 
 impl<'a> Applied<'a> {
@@ -252,6 +310,7 @@ impl<'a> Applied<'a> {
     fn withheld(&self, name: &HeaderName) -> bool {
         !self.here
             && (is_always_sensitive(name)
+                || self.auth_header == Some(name)
                 || self
                     .overrides
                     .set
@@ -278,20 +337,45 @@ impl<'a> Applied<'a> {
         self.overrides.set.keys().filter(move |n| !self.withheld(n))
     }
 
-    /// This request's token, unless it belongs elsewhere.
-    pub(crate) fn bearer(&self) -> Option<&'a BearerToken> {
-        self.overrides.bearer.as_ref().filter(|_| self.here)
+    /// This request's credential for the header `name`, unless it belongs elsewhere.
+    pub(crate) fn credential(&self, name: &HeaderName) -> Option<&'a Credential> {
+        if !self.here {
+            return None;
+        }
+        self.overrides
+            .credentials
+            .iter()
+            .find(|c| c.header_name() == name)
     }
 
-    /// The names this request removes by name. A per-request token removes the session's
-    /// `Authorization` (here or withheld), so the token wins whichever side of
+    /// This request's credentials for other headers than `name`, unless they belong elsewhere:
+    /// an auth layer sends them too, so that a per-request credential is never dropped for
+    /// want of a layer of its own header.
+    pub(crate) fn other_credentials(
+        &self,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = &'a Credential> + 'a {
+        let here = self.here;
+        self.overrides
+            .credentials
+            .iter()
+            .filter(move |c| here && c.header_name() != name)
+    }
+
+    /// Whether `without_auth()` was called: no auth layer sends its own credential.
+    pub(crate) fn without_auth(&self) -> bool {
+        self.overrides.without_auth
+    }
+
+    /// The names this request removes by name. A per-request credential removes the session's
+    /// values of its header (here or withheld), so it wins whichever side of
     /// `DefaultHeadersLayer` the `BearerAuthLayer` sits (`DefaultHeadersLayer` itself never
-    /// sends the token); a withheld credential removes its name.
+    /// sends it); a withheld credential removes its name.
     pub(crate) fn removed_names(self) -> impl Iterator<Item = &'a HeaderName> {
         let o = self.overrides;
-        let token_removes = o.bearer.as_ref().map(|_| &AUTHORIZATION);
+        let credentials_remove = o.credentials.iter().map(Credential::header_name);
         let withheld = o.set.keys().filter(move |n| self.withheld(n));
-        o.removed.iter().chain(token_removes).chain(withheld)
+        o.removed.iter().chain(credentials_remove).chain(withheld)
     }
 
     /// Whether `name` is one of [`removed_names`](Self::removed_names).
@@ -331,7 +415,8 @@ impl fmt::Debug for HeaderOverrides {
             .field("remove_all", &self.remove_all)
             .field("remove", &self.removed)
             .field("set", &self.set.keys().collect::<Vec<_>>())
-            .field("bearer_token", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
+            .field("without_auth", &self.without_auth)
             .field("credentials_bound_to", &self.binding.get())
             .finish()
     }
@@ -389,10 +474,38 @@ mod tests {
             .set(AUTHORIZATION, HeaderValue::from_static("Basic abc"))
             .bearer_token(token.clone());
         assert!(o.set.get(AUTHORIZATION).is_none());
-        assert!(o.bearer.is_some());
+        assert_eq!(o.credentials.len(), 1);
         let o = o.set(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert!(o.bearer.is_none());
+        assert!(o.credentials.is_empty());
         assert_eq!(o.set.get_all(AUTHORIZATION).iter().count(), 1);
+    }
+
+    #[test]
+    fn credentials_replace_per_header_and_clear_sets_of_it() {
+        let key = HeaderName::from_static("x-api-key");
+        let o = HeaderOverrides::new()
+            .set(key.clone(), HeaderValue::from_static("plain"))
+            .credential(Credential::api_key("x-api-key", "k1").expect("valid"))
+            .credential(Credential::basic("u", "p").expect("valid"))
+            .credential(Credential::api_key("x-api-key", "k2").expect("valid"));
+        assert!(o.set.get(&key).is_none());
+        assert_eq!(o.credentials.len(), 2);
+        let a = target(A);
+        let applied = o.at(&a);
+        assert_eq!(
+            applied.credential(&key).map(Credential::header_value),
+            Some(&HeaderValue::from_static("k2"))
+        );
+        assert!(applied.credential(&AUTHORIZATION).is_some());
+        // Each removes the session's values of its header.
+        assert!(applied.removes(&key) && applied.removes(&AUTHORIZATION));
+        // Bound like any credential: elsewhere, none.
+        assert!(o.at(&target(B)).credential(&key).is_none());
+        // `set` of the header drops the credential.
+        let o = o.set(key.clone(), HeaderValue::from_static("v"));
+        assert!(o.at(&a).credential(&key).is_none());
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("k2") && dbg.contains("x-api-key"), "{dbg}");
     }
 
     #[test]
@@ -406,6 +519,11 @@ mod tests {
         assert!(applied.removes(&AUTHORIZATION) && !applied.removes(&COOKIE));
         let o = HeaderOverrides::new().without_auth().remove(AUTHORIZATION);
         assert_eq!(o.removed.len(), 1);
+        assert!(o.at(&a).without_auth());
+        assert!(!HeaderOverrides::new()
+            .remove(AUTHORIZATION)
+            .at(&a)
+            .without_auth());
         assert!(o.at(&a).affects_session());
         assert!(o.at(&a).suppresses(&AUTHORIZATION));
         assert!(HeaderOverrides::new()
@@ -429,13 +547,13 @@ mod tests {
         // A redirect layer's snapshot, taken before any layer saw the request.
         let snapshot = o.clone();
         let here = o.at(&target(A));
-        assert!(here.bearer().is_some());
+        assert!(here.credential(&AUTHORIZATION).is_some());
         assert!(here.sets(&COOKIE) && here.sets(&PROXY_AUTHORIZATION) && here.sets(&api_key));
         assert!(!here.removes(&COOKIE));
 
         for applied in [snapshot.at(&target(B)), o.at(&target("http://a.example/x"))] {
             // Elsewhere: no credential, each one a removal; other sets and removals stay.
-            assert!(applied.bearer().is_none());
+            assert!(applied.credential(&AUTHORIZATION).is_none());
             for name in [&COOKIE, &PROXY_AUTHORIZATION, &api_key, &AUTHORIZATION] {
                 assert!(!applied.sets(name), "{name}");
                 assert!(applied.set_values(name).is_none(), "{name}");
@@ -448,7 +566,7 @@ mod tests {
         // Back at A, on the snapshot too: the caller's credentials again.
         assert!(snapshot
             .at(&target("https://A.example:443/other"))
-            .bearer()
+            .credential(&AUTHORIZATION)
             .is_some());
     }
 
@@ -465,15 +583,15 @@ mod tests {
     #[test]
     fn a_builder_call_starts_a_new_binding_a_clone_keeps_it() {
         let o = HeaderOverrides::new().bearer_token(BearerToken::new("t").expect("valid"));
-        assert!(o.at(&target(A)).bearer().is_some());
+        assert!(o.at(&target(A)).credential(&AUTHORIZATION).is_some());
         let reused = o.clone();
-        assert!(reused.at(&target(B)).bearer().is_none());
+        assert!(reused.at(&target(B)).credential(&AUTHORIZATION).is_none());
         // A new request built from it is a new set of overrides.
         let rebuilt = o.clone().remove(http::header::USER_AGENT);
-        assert!(rebuilt.at(&target(B)).bearer().is_some());
-        assert!(rebuilt.at(&target(A)).bearer().is_none());
+        assert!(rebuilt.at(&target(B)).credential(&AUTHORIZATION).is_some());
+        assert!(rebuilt.at(&target(A)).credential(&AUTHORIZATION).is_none());
         // The original keeps its own binding.
-        assert!(o.at(&target(A)).bearer().is_some());
+        assert!(o.at(&target(A)).credential(&AUTHORIZATION).is_some());
     }
 
     #[test]

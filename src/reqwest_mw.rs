@@ -18,6 +18,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::bearer::core::{self as auth, Prepared};
+use crate::default_headers::RequestLine;
 use crate::error::{Error, ErrorKind};
 use crate::origin::{OriginId, Place, Target};
 use crate::{BearerAuthLayer, DefaultHeadersLayer, HeaderOverrides, TokenRejected};
@@ -45,6 +46,12 @@ pub(crate) fn redirected_below(sent: &reqwest::Url, response: &Response) -> Opti
     ))
 }
 
+/// Whether reqwest drops `name` on a redirect to another host (it keeps every other header).
+fn reqwest_strips(name: &http::HeaderName) -> bool {
+    use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
+    [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE].contains(name)
+}
+
 /// The URL of a request a scoped layer acted on, to check afterwards that reqwest did not
 /// carry it elsewhere. `None` for unscoped layers (they apply to every origin) and for
 /// requests outside the scope (the layer added nothing).
@@ -53,6 +60,8 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 }
 
 /// Merges session headers into the request, as [`DefaultHeaders`](crate::DefaultHeaders) does.
+/// It reads the session on every request, so a [`SessionHandle`](crate::SessionHandle) taken
+/// from the layer before it went into `ClientBuilder::with` changes what the client sends.
 ///
 /// ```
 /// use reqwest_middleware::ClientBuilder;
@@ -61,7 +70,10 @@ fn scoped_url(scoped: bool, req: &Request) -> Option<reqwest::Url> {
 /// // Unscoped: these headers go to every origin, so reqwest may follow redirects itself. A
 /// // layer scoped with `.origin(..)` needs the setup shown on `BearerAuthLayer`'s impl.
 /// let session = DefaultHeadersLayer::builder().header("user-agent", "my-app/1.0").build()?;
+/// let handle = session.handle();
 /// let client = ClientBuilder::new(reqwest::Client::new()).with(session).build();
+/// // Later, after a login: every request the client sends from now on carries it.
+/// handle.update(|s| s.sensitive_header("x-session-id", "s-7f3a"))?;
 /// # let _ = client;
 /// # Ok::<(), tower_client_headers::Error>(())
 /// ```
@@ -77,10 +89,17 @@ impl Middleware for DefaultHeadersLayer {
     ) -> Result<Response> {
         // Take the headers out so the URL can be borrowed beside them, without copying either.
         let mut headers = std::mem::take(req.headers_mut());
-        let target = Target::from_url(req.url());
-        let watch = scoped_url(self.session.scopes(&target), &req);
-        self.session
-            .apply(target, &mut headers, extensions.get::<HeaderOverrides>());
+        let watch = {
+            // The current session, read once for this request (and let go before it is sent).
+            let session = self.session();
+            let watch = scoped_url(session.scopes(&Target::from_url(req.url())), &req);
+            session.apply(
+                RequestLine::from_url(req.method(), req.url()),
+                &mut headers,
+                extensions.get::<HeaderOverrides>(),
+            );
+            watch
+        };
         *req.headers_mut() = headers;
         let response = next.run(req, extensions).await?;
         if let Some(err) = watch.and_then(|sent| redirected_below(&sent, &response)) {
@@ -90,7 +109,8 @@ impl Middleware for DefaultHeadersLayer {
     }
 }
 
-/// Adds the bearer token, as [`BearerAuth`](crate::BearerAuth) does, and when a response from
+/// Adds the bearer token (or the layer's other [`Credential`](crate::Credential)), as
+/// [`BearerAuth`](crate::BearerAuth) does, and when a response from
 /// the origin the token was sent to (`Response::url()`: a `401` at the end of a redirect chain
 /// elsewhere leaves the token alone) rejects a source's token, drops that token and marks the
 /// response with [`TokenRejected`](crate::TokenRejected), for
@@ -126,12 +146,13 @@ impl Middleware for BearerAuthLayer {
         next: Next<'_>,
     ) -> Result<Response> {
         let mut headers = std::mem::take(req.headers_mut());
-        let watch = scoped_url(self.core.origins.scopes(&Target::from_url(req.url())), &req);
-        let prepared = self.core.prepare(
-            Target::from_url(req.url()),
-            &mut headers,
-            extensions.get::<HeaderOverrides>(),
-        );
+        let header = &self.core.header;
+        let overrides = extensions.get::<HeaderOverrides>();
+        let scoped = self.core.origins.scopes(&Target::from_url(req.url()));
+        let had_own = headers.contains_key(header);
+        let prepared = self
+            .core
+            .prepare(Target::from_url(req.url()), &mut headers, overrides);
         // Where a request with the cached token went: a `401` drops the token only when it
         // came from there (reqwest may have followed redirects elsewhere below us).
         let sent_to = || Some(OriginId::of(&Target::from_url(req.url())));
@@ -148,10 +169,16 @@ impl Middleware for BearerAuthLayer {
                     .acquire()
                     .await
                     .map_err(reqwest_middleware::Error::middleware)?;
-                auth::attach(&mut headers, value).map_err(reqwest_middleware::Error::middleware)?;
+                auth::attach(&mut headers, &self.core.header, value)
+                    .map_err(reqwest_middleware::Error::middleware)?;
                 (carried, sent_to)
             }
         };
+        // An unscoped layer sends its credential everywhere, but never in plain text to another
+        // host: reqwest strips `Authorization` on a hop to another host, not an API key's
+        // header, so a redirect reqwest followed itself is checked for this one too.
+        let added = headers.contains_key(header) && (!had_own || overrides.is_some());
+        let watch = scoped_url(scoped || (added && !reqwest_strips(header)), &req);
         *req.headers_mut() = headers;
         let mut response = next.run(req, extensions).await?;
         if auth::finish(

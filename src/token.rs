@@ -23,6 +23,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use crate::credential::Credential;
 use crate::error::{BoxError, Error, ErrorKind};
 
 /// A validated bearer token, ready to be sent as `Authorization: Bearer <token>`.
@@ -237,7 +238,7 @@ pub(crate) fn b64token_problem(s: &str) -> Option<&'static str> {
 /// ```
 #[derive(Clone)]
 pub struct Token {
-    pub(crate) token: BearerToken,
+    pub(crate) credential: Credential,
     pub(crate) expires_at: Option<Instant>,
     /// A soft refresh time: fetch a new token after it, but keep this one until `expires_at`.
     pub(crate) refresh_at: Option<Instant>,
@@ -254,8 +255,34 @@ impl Token {
     /// # Ok::<(), tower_client_headers::Error>(())
     /// ```
     pub fn new(token: BearerToken) -> Self {
+        Self::from_credential(Credential::bearer(token))
+    }
+
+    /// Create a new [`Token`] that carries any [`Credential`] (Basic credentials, an API key),
+    /// for a source whose credentials rotate. It never expires unless told. The layer's header
+    /// ([`BearerAuthBuilder::header_name`](crate::BearerAuthBuilder::header_name),
+    /// `Authorization` unless set) must be the credential's: a fetched credential for another
+    /// header is a failed fetch ([`ErrorKind::TokenFetch`], backed off like any failure, with
+    /// a message naming both headers). It is a configuration mistake, not an outage: give the
+    /// builder `.header_name(..)` for a source of API keys.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_client_headers::{BearerAuthLayer, BoxError, Credential, Token};
+    ///
+    /// // An API key read from a secret store, rotated every hour.
+    /// let auth = BearerAuthLayer::builder()
+    ///     .source(|| async {
+    ///         let key = Credential::api_key("x-api-key", "k-from-the-vault")?;
+    ///         Ok::<_, BoxError>(Token::from_credential(key).expires_in(Duration::from_secs(3600)))
+    ///     })
+    ///     .header_name("x-api-key")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn from_credential(credential: Credential) -> Self {
         Self {
-            token,
+            credential,
             expires_at: None,
             refresh_at: None,
         }
@@ -383,17 +410,24 @@ impl From<BearerToken> for Token {
     }
 }
 
+impl From<Credential> for Token {
+    fn from(credential: Credential) -> Self {
+        Self::from_credential(credential)
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token")
-            .field("token", &self.token)
+            .field("credential", &self.credential)
             .field("expires_at", &self.expires_at)
             .field("refresh_at", &self.refresh_at)
             .finish()
     }
 }
 
-/// Something that fetches bearer tokens, for [`BearerAuthLayer::from_source`].
+/// Something that fetches credentials (bearer tokens, or rotating API keys and Basic
+/// credentials through [`Token::from_credential`]), for [`BearerAuthLayer::from_source`].
 ///
 /// [`BearerAuthLayer`](crate::BearerAuthLayer) calls `fetch` when it has no valid token, one
 /// fetch at a time however many requests wait, and ahead of expiry in the background.

@@ -140,6 +140,14 @@ pub(crate) fn invalidated_by_caller() {
     );
 }
 
+pub(crate) fn logged_out() {
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        target: "tower_client_headers",
+        "credential cleared by invalidate() (logged out); requests go without one until set_credential"
+    );
+}
+
 pub(crate) fn no_timer() {
     #[cfg(feature = "tracing")]
     tracing::error!(

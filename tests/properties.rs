@@ -309,6 +309,50 @@ fn build_session(entries: &[SessionEntry], via_new: bool) -> DefaultHeadersLayer
     b.build().expect("valid session headers")
 }
 
+/// The same session with every value computed per request, by a function that returns it.
+fn build_computed_session(entries: &[SessionEntry]) -> DefaultHeadersLayer {
+    let mut b = DefaultHeadersLayer::builder();
+    for (i, e) in entries.iter().enumerate() {
+        for k in 0..e.values {
+            let name = NAMES[e.name];
+            let value = HeaderValue::from_str(&format!("s{i}.{k}")).expect("valid value");
+            let make = move |_: &tower_client_headers::RequestHead<'_>| Some(value.clone());
+            b = match e.call {
+                BuilderCall::Header => b.header_with(name, make),
+                BuilderCall::Sensitive => b.sensitive_header_with(name, make),
+                BuilderCall::Override => b.override_header_with(name, make),
+                BuilderCall::Append => b.append_header_with(name, make),
+            };
+        }
+    }
+    b.build().expect("valid session headers")
+}
+
+/// What the inner service receives from `layer` for a request with the `request` names' own
+/// values and, if given, overrides built from `ops`.
+fn sent_through(
+    layer: &DefaultHeadersLayer,
+    request: &[usize],
+    ops: Option<&[OverrideOp]>,
+) -> BTreeMap<String, Vec<(String, bool)>> {
+    let mut req = Request::get("https://api.example.com/v1")
+        .body(())
+        .expect("request");
+    for (j, n) in request.iter().enumerate() {
+        req.headers_mut().append(
+            HeaderName::from_static(NAMES[*n]),
+            HeaderValue::from_str(&format!("r{j}")).expect("valid value"),
+        );
+    }
+    if let Some(ops) = ops {
+        req.extensions_mut().insert(build_overrides(ops));
+    }
+    let sent = block_on(layer.layer(echo()).oneshot(req))
+        .expect("infallible")
+        .into_body();
+    as_lists(&sent)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Origins
 // ---------------------------------------------------------------------------------------------
@@ -592,6 +636,27 @@ proptest! {
                 }
             }
         }
+    }
+
+    /// Computed values merge exactly as static ones (values, order, sensitivity), whatever the
+    /// policies, the request's own headers and the overrides; and a session updated with its
+    /// own builder unchanged merges as it did.
+    #[test]
+    fn computed_and_updated_sessions_merge_as_the_static_one(
+        entries in prop::collection::vec(session_entry(), 0..6),
+        request in prop::collection::vec(0..NAMES.len(), 0..6),
+        ops in prop::collection::vec(override_op(), 0..6),
+        attach_overrides in prop::bool::weighted(0.8),
+    ) {
+        let ops = attach_overrides.then_some(ops.as_slice());
+        let expected = sent_through(&build_session(&entries, false), &request, ops);
+        let computed = build_computed_session(&entries);
+        prop_assert_eq!(&sent_through(&computed, &request, ops), &expected);
+        let updated = build_session(&entries, false);
+        updated.handle().update(|b| b).expect("unchanged");
+        prop_assert_eq!(&sent_through(&updated, &request, ops), &expected);
+        computed.handle().update(|b| b).expect("unchanged");
+        prop_assert_eq!(&sent_through(&computed, &request, ops), &expected);
     }
 
     /// `BearerAuthLayer` sends the per-request token, else `set(AUTHORIZATION)`'s values, else

@@ -532,3 +532,32 @@ async fn one_cookie_field_request_pairs_then_the_sessions() {
     .await;
     assert_eq!(sent.all("cookie"), ["o=1; o=2"]);
 }
+
+#[tokio::test]
+async fn follow_redirects_treats_a_sensitive_value_as_the_requests_own_credential() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let reqwest = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let client = ClientBuilder::new(reqwest)
+        .with(FollowRedirects::new())
+        .build();
+    let mut key = reqwest::header::HeaderValue::from_static("own-key");
+    key.set_sensitive(true);
+    // A -> B: the caller's sensitive API key stays at A.
+    let (_, sent) = echoed(
+        client
+            .get(a.redirect(&b.localhost_url("/echo"), 302))
+            .header("x-api-key", key.clone())
+            .header("x-plain", "travels"),
+    )
+    .await;
+    assert!(!sent.has("x-api-key"), "{sent:?}");
+    assert_eq!(sent.all("x-plain"), ["travels"]);
+    // A -> B -> A: back at A, it is the request's again.
+    let back = b.localhost_redirect(&a.url("/echo"), 302);
+    let (_, sent) = echoed(client.get(a.redirect(&back, 302)).header("x-api-key", key)).await;
+    assert_eq!(sent.all("x-api-key"), ["own-key"]);
+}

@@ -118,12 +118,37 @@ fn session_layers_builders_and_services() {
     let layer = builder.build().expect("valid");
     assert_debug_hidden("DefaultHeadersLayer", &layer);
     // The session map marks them sensitive, so even `HeaderMap`'s `Debug` hides them.
-    assert_debug_hidden("DefaultHeadersLayer::headers", layer.headers());
+    assert_debug_hidden("DefaultHeadersLayer::headers", &layer.headers());
 
     let svc: DefaultHeaders<Transport> = layer.layer(Transport { name: "transport" });
     assert_eq!(svc.get_ref().name, "transport");
     assert_debug_hidden("DefaultHeaders", &svc);
     assert!(format!("{svc:?}").contains("transport"), "{svc:?}");
+
+    // A live session: its handle, the builder an update gets, the updated layer and service,
+    // and an update's errors.
+    let handle = layer.handle();
+    assert_debug_hidden("SessionHandle", &handle);
+    handle
+        .update(|b| {
+            let b = b
+                .sensitive_header("x-session", API_KEY)
+                .header_with("x-computed", |_| Some(HeaderValue::from_static(API_KEY)));
+            assert_debug_hidden("DefaultHeadersBuilder in update", &b);
+            b
+        })
+        .expect("valid");
+    assert_debug_hidden("SessionHandle after update", &handle);
+    assert_debug_hidden("DefaultHeadersLayer after update", &layer);
+    assert_debug_hidden("DefaultHeaders after update", &svc);
+    let err = handle
+        .update(|b| b.sensitive_header("x-session", format!("{API_KEY}\n")))
+        .expect_err("invalid value");
+    assert_error_hidden("SessionHandle::update error", &err);
+    let err = handle
+        .update(|b| b.remove(format!("Bearer {TOKEN}")))
+        .expect_err("a token where the name goes");
+    assert_error_hidden("DefaultHeadersBuilder::remove error", &err);
 
     let mut map = HeaderMap::new();
     map.insert(AUTHORIZATION, HeaderValue::from_static(BASIC));
@@ -131,7 +156,7 @@ fn session_layers_builders_and_services() {
     map.insert(COOKIE, HeaderValue::from_static(COOKIE_VALUE));
     let from_map = DefaultHeadersLayer::new(map);
     assert_debug_hidden("DefaultHeadersLayer::new", &from_map);
-    assert_debug_hidden("DefaultHeadersLayer::new headers", from_map.headers());
+    assert_debug_hidden("DefaultHeadersLayer::new headers", &from_map.headers());
     assert_debug_hidden(
         "DefaultHeaders::new",
         &DefaultHeaders::new(Transport { name: "t" }, from_map),

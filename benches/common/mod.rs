@@ -184,6 +184,27 @@ pub(crate) fn default_headers_layer(headers: &[(HeaderName, HeaderValue)]) -> De
         .expect("valid session headers")
 }
 
+/// Change one value of `layer`'s session (the first header's, `user-agent` for the realistic
+/// sets) through its handle, as a live session does after it was put in use: services made
+/// before the update see it on their next request.
+pub(crate) fn update_one_value(layer: &DefaultHeadersLayer) {
+    let first = layer
+        .headers()
+        .keys()
+        .next()
+        .cloned()
+        .expect("a session header");
+    layer
+        .handle()
+        .update(|session| {
+            session.remove(first.clone()).header(
+                first,
+                HeaderValue::from_static("bench-app/1.4.3 (linux; x86_64)"),
+            )
+        })
+        .expect("a valid update");
+}
+
 /// tower-http's `SetMultipleRequestHeadersLayer::if_not_present` with the same headers.
 pub(crate) fn tower_http_multiple_layer(
     headers: &[(HeaderName, HeaderValue)],
@@ -382,6 +403,8 @@ pub(crate) const VARIANTS: &[&str] = &[
     "bare",
     "hand_loop/SHAPE",
     "default_headers/SHAPE",
+    // The same layer, its session updated once (one value changed) after the service was built.
+    "default_headers/SHAPE/updated",
     "tower_http_multiple/SHAPE",
     "tower_http_stacked/SHAPE",
     "tower_http_auth",
@@ -408,8 +431,19 @@ pub(crate) trait Runner {
 /// source's token is fetched first, on `rt`. Panics on an unknown name.
 pub(crate) fn run_variant(name: &str, rt: &tokio::runtime::Runtime, runner: &mut impl Runner) {
     let (kind, shape) = name.split_once('/').unwrap_or((name, "0"));
+    let (shape, updated) = match shape.split_once('/') {
+        Some((shape, "updated")) if kind == "default_headers" => (shape, true),
+        Some(_) => panic!("unknown variant {name:?}; one of {VARIANTS:?}, SHAPE one of {SHAPES:?}"),
+        None => (shape, false),
+    };
     let headers = session_of(shape);
     match kind {
+        "default_headers" if updated => {
+            let layer = default_headers_layer(&headers);
+            let svc = wrap(&layer, inner());
+            update_one_value(&layer);
+            runner.run(svc)
+        }
         "bare" => runner.run(inner()),
         "hand_loop" => runner.run(HandLoop::new(inner(), &headers)),
         "default_headers" => runner.run(wrap(&default_headers_layer(&headers), inner())),

@@ -5,22 +5,29 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::{Entry, VacantEntry, AUTHORIZATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use arc_swap::ArcSwapOption;
+use http::header::{Entry, VacantEntry};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::cache::{Lookup, Ticket, TokenCache};
 use crate::error::{Error, ErrorKind};
 use crate::origin::{OriginId, Origins, Target};
 use crate::overrides::HeaderOverrides;
-use crate::token::BearerToken;
 
-pub(crate) enum Credential {
-    Fixed(BearerToken),
+/// Where a layer's own credential comes from.
+pub(crate) enum Secret {
+    /// Given to the builder (`token`, `credential`): the header value, marked sensitive.
+    Fixed(HeaderValue),
+    /// Set at runtime (`logged_out`, then `set_credential`; `invalidate` clears it).
+    Live(ArcSwapOption<HeaderValue>),
+    /// Fetched from a token source and cached.
     Source(TokenCache),
 }
 
 pub(crate) struct AuthCore {
-    pub(crate) credential: Credential,
+    /// The one header the layer's credential goes in (`Authorization` unless told).
+    pub(crate) header: HeaderName,
+    pub(crate) secret: Secret,
     pub(crate) origins: Origins,
     pub(crate) allow_http: bool,
     pub(crate) rejects: Rejects,
@@ -125,85 +132,164 @@ impl AuthCore {
         overrides: Option<&HeaderOverrides>,
     ) -> Prepared {
         // Seen first, the overrides' credentials are bound here, whether or not this layer acts.
-        let overrides = overrides.map(|o| o.at(&target));
+        let overrides = overrides.map(|o| o.at_for(&target, Some(&self.header)));
         if !self.origins.allow(&target) {
             return Prepared::Ready(None);
         }
         if let Some(o) = overrides {
-            // A per-request credential beats removal and the request's own Authorization,
-            // as `set` beats `remove`. One bound to another origin is not sent here, and then
-            // suppresses ours too (`suppresses` below): the caller's request carries no
-            // credential of the service's.
-            if let Some(token) = o.bearer() {
+            // The request's credentials for other headers (a caller's token forwarded through
+            // an API-key layer) are sent too, never dropped for want of a layer of their own.
+            let mut others = o.other_credentials(&self.header).peekable();
+            if others.peek().is_some() {
                 if let Some(err) = self.refuse(&target) {
                     return Prepared::Refused(err);
                 }
-                return match attach(headers, token.header_value().clone()) {
+                for credential in others {
+                    let value = credential.header_value().clone();
+                    if let Err(err) = attach(headers, credential.header_name(), value) {
+                        return Prepared::Refused(err);
+                    }
+                }
+            }
+            // A per-request credential beats removal and the request's own value, as `set`
+            // beats `remove`. One bound to another origin is not sent here, and then
+            // suppresses ours too (`suppresses` below): the caller's request carries no
+            // credential of the service's.
+            if let Some(credential) = o.credential(&self.header) {
+                if let Some(err) = self.refuse(&target) {
+                    return Prepared::Refused(err);
+                }
+                return match attach(headers, &self.header, credential.header_value().clone()) {
                     Ok(()) => Prepared::Ready(None),
                     Err(err) => Prepared::Refused(err),
                 };
             }
-            if let Some(values) = o.set_values(&AUTHORIZATION) {
+            if let Some(values) = o.set_values(&self.header) {
                 if let Some(err) = self.refuse(&target) {
                     return Prepared::Refused(err);
                 }
                 // Removing first frees the slot the first value needs in a full map.
-                headers.remove(AUTHORIZATION);
+                headers.remove(&self.header);
                 for value in values {
-                    if headers.try_append(AUTHORIZATION, value.clone()).is_err() {
-                        return Prepared::Refused(too_full());
+                    let mut value = value.clone();
+                    value.set_sensitive(true);
+                    if headers.try_append(&self.header, value).is_err() {
+                        return Prepared::Refused(too_full(&self.header));
                     }
                 }
                 return Prepared::Ready(None);
             }
-            if o.suppresses(&AUTHORIZATION) {
+            if o.suppresses(&self.header) || o.without_auth() {
+                mark_own(headers, &self.header);
                 return Prepared::Ready(None);
             }
         }
         // One lookup of the name, whether or not the request has its own.
-        match headers.try_entry(AUTHORIZATION) {
+        match headers.try_entry(&self.header) {
             Ok(Entry::Vacant(slot)) => return self.fill(&target, slot),
-            Ok(Entry::Occupied(_)) => return Prepared::Ready(None),
+            Ok(Entry::Occupied(own)) => {
+                keep_own(own);
+                return Prepared::Ready(None);
+            }
             // Only at capacity: a full map hands out no entry, not even an occupied one.
             Err(_) => {}
         }
-        if headers.contains_key(AUTHORIZATION) {
+        if headers.contains_key(&self.header) {
+            mark_own(headers, &self.header);
             return Prepared::Ready(None);
         }
-        Prepared::Refused(self.refuse(&target).unwrap_or_else(too_full))
+        if let Secret::Live(live) = &self.secret {
+            if live.load().is_none() {
+                // Logged out: nothing to send, nothing to refuse.
+                return Prepared::Ready(None);
+            }
+        }
+        Prepared::Refused(
+            self.refuse(&target)
+                .unwrap_or_else(|| too_full(&self.header)),
+        )
+    }
+
+    /// Whether [`prepare_fixed`](Self::prepare_fixed) may decide a request to `uri` with
+    /// these `overrides`: a fixed credential, no origins, no overrides, and nothing to refuse.
+    /// Every request it accepts gets what [`prepare`](Self::prepare) would give it.
+    #[inline]
+    pub(crate) fn is_fixed_and_plain(&self, uri: &http::Uri, overrides: bool) -> bool {
+        matches!(self.secret, Secret::Fixed(_))
+            && !overrides
+            && self.origins.is_empty()
+            && (self.allow_http || !Target::from_uri(uri).is_plaintext_remote())
+    }
+
+    /// [`prepare`](Self::prepare) for a request [`is_fixed_and_plain`](Self::is_fixed_and_plain)
+    /// accepted, in place: the request's own value is kept, else the fixed credential is
+    /// added. `false` (nothing changed) when its map is full: [`prepare`](Self::prepare) then
+    /// decides.
+    #[inline]
+    pub(crate) fn prepare_fixed(&self, headers: &mut HeaderMap) -> bool {
+        let Secret::Fixed(value) = &self.secret else {
+            return false;
+        };
+        match headers.try_entry(&self.header) {
+            Ok(Entry::Vacant(slot)) => slot.try_insert(value.clone()).is_ok(),
+            Ok(Entry::Occupied(own)) => {
+                keep_own(own);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The layer's own token, into the request's empty `Authorization` slot.
     #[inline]
     fn fill(&self, target: &Target<'_>, slot: VacantEntry<'_, HeaderValue>) -> Prepared {
-        if let Some(err) = self.refuse(target) {
-            return Prepared::Refused(err);
+        // A live credential is refused only when there is one: logged out, nothing is sent.
+        if !matches!(self.secret, Secret::Live(_)) {
+            if let Some(err) = self.refuse(target) {
+                return Prepared::Refused(err);
+            }
         }
-        // `try_entry` made room for the value, so these inserts succeed; an `Err` still sends
+        let (value, carried) = match &self.secret {
+            Secret::Fixed(value) => (value.clone(), None),
+            Secret::Live(live) => match &*live.load() {
+                None => return Prepared::Ready(None),
+                Some(value) => {
+                    if let Some(err) = self.refuse(target) {
+                        return Prepared::Refused(err);
+                    }
+                    (HeaderValue::clone(value), None)
+                }
+            },
+            Secret::Source(cache) => match cache.lookup() {
+                Lookup::Ready(value, ticket) => (value, Some(self.carried(ticket))),
+                Lookup::Wait => return Prepared::NeedToken,
+            },
+        };
+        // `try_entry` made room for the value, so this insert succeeds; an `Err` still sends
         // nothing.
-        match &self.credential {
-            Credential::Fixed(token) => match slot.try_insert(token.header_value().clone()) {
-                Ok(_) => Prepared::Ready(None),
-                Err(_) => Prepared::Refused(too_full()),
-            },
-            Credential::Source(cache) => match cache.lookup() {
-                Lookup::Ready(value, ticket) => match slot.try_insert(value) {
-                    Ok(_) => Prepared::Ready(Some(self.carried(ticket))),
-                    Err(_) => Prepared::Refused(too_full()),
-                },
-                Lookup::Wait => Prepared::NeedToken,
-            },
+        match slot.try_insert(value) {
+            Ok(_) => Prepared::Ready(carried),
+            Err(_) => Prepared::Refused(too_full(&self.header)),
         }
     }
 
-    /// Wait for the source's token (only after [`Prepared::NeedToken`]).
+    /// Wait for the source's token (only after [`Prepared::NeedToken`], which only a source
+    /// gives).
     pub(crate) async fn acquire(&self) -> Result<(HeaderValue, Option<Carried>), Error> {
-        match &self.credential {
-            Credential::Fixed(token) => Ok((token.header_value().clone(), None)),
-            Credential::Source(cache) => {
+        match &self.secret {
+            Secret::Source(cache) => {
                 let (value, ticket) = cache.acquire().await?;
                 Ok((value, Some(self.carried(ticket))))
             }
+            Secret::Fixed(value) => Ok((value.clone(), None)),
+            Secret::Live(live) => match &*live.load() {
+                Some(value) => Ok((HeaderValue::clone(value), None)),
+                // Not reached (a live credential never needs a fetch); fail closed.
+                None => Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "no credential is set on this layer (logged out)",
+                )),
+            },
         }
     }
 
@@ -220,44 +306,67 @@ impl AuthCore {
         if self.allow_http || !target.is_plaintext_remote() {
             return None;
         }
-        Some(plaintext_refused(target))
+        Some(plaintext_refused(&self.header, target))
+    }
+}
+
+/// The request's own credential: kept, and as sensitive as ours would be.
+#[inline]
+fn keep_own(mut own: http::header::OccupiedEntry<'_, HeaderValue>) {
+    for value in own.iter_mut() {
+        value.set_sensitive(true);
+    }
+}
+
+/// [`keep_own`] where the map hands out no entry (suppressed, or full).
+fn mark_own(headers: &mut HeaderMap, header: &HeaderName) {
+    for (name, value) in headers.iter_mut() {
+        if name == header {
+            value.set_sensitive(true);
+        }
     }
 }
 
 #[cold]
-fn plaintext_refused(target: &Target<'_>) -> Error {
+fn plaintext_refused(header: &HeaderName, target: &Target<'_>) -> Error {
     crate::trace::plaintext_refused(&target.describe());
     Error::new(
         ErrorKind::PlaintextRefused,
         format!(
-            "refused to send a bearer token in plain text to {}; use https, or \
-             allow_http(true) on a network you trust",
+            "refused to send a credential (`{header}`) in plain text to {}; use https, or allow_http(true) on a \
+             network you trust",
             target.describe()
         ),
     )
 }
 
 #[cold]
-fn too_full() -> Error {
+fn too_full(header: &HeaderName) -> Error {
     Error::new(
         ErrorKind::TooManyHeaders,
-        "the request's header map is full (an http::HeaderMap holds at most 24,576 names): \
-         no room for Authorization, nothing was sent; send fewer headers",
+        format!(
+            "the request's header map is full (an http::HeaderMap holds at most 24,576 names): \
+             no room for {header}, nothing was sent; send fewer headers"
+        ),
     )
 }
 
-/// Put the token on the request, as its only `Authorization` value.
+/// Put the credential on the request, as the only value of `header`.
 ///
 /// # Errors
 ///
 /// [`ErrorKind::TooManyHeaders`] when the request's map is full; then nothing may be sent.
-pub(crate) fn attach(headers: &mut HeaderMap, value: HeaderValue) -> Result<(), Error> {
+pub(crate) fn attach(
+    headers: &mut HeaderMap,
+    header: &HeaderName,
+    value: HeaderValue,
+) -> Result<(), Error> {
     // Removing first frees the slot the value needs in a full map.
-    headers.remove(AUTHORIZATION);
+    headers.remove(header);
     headers
-        .try_insert(AUTHORIZATION, value)
+        .try_insert(header, value)
         .map(drop)
-        .map_err(|_| too_full())
+        .map_err(|_| too_full(header))
 }
 
 /// Whether a response rejected the token its request carried: `true` when the request carried
@@ -304,10 +413,19 @@ pub(crate) fn finish(
 impl fmt::Debug for AuthCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("BearerAuth");
-        match &self.credential {
-            Credential::Fixed(_) => d.field("token", &"fixed (<redacted>)"),
-            Credential::Source(cache) => d
-                .field("token", &"source")
+        d.field("header", &self.header.as_str());
+        match &self.secret {
+            Secret::Fixed(_) => d.field("credential", &"fixed (<redacted>)"),
+            Secret::Live(live) => d.field(
+                "credential",
+                if live.load().is_some() {
+                    &"set at runtime (<redacted>)"
+                } else {
+                    &"set at runtime (none: logged out)"
+                },
+            ),
+            Secret::Source(cache) => d
+                .field("credential", &"source")
                 .field("refresh_before", &cache.refresh_before())
                 .field("fetch_timeout", &cache.fetch_timeout()),
         };

@@ -49,6 +49,12 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F> {
+        // A request whose response has nothing to judge: a fixed token, a per-request one, the
+        // request's own, none.
+        Plain {
+            #[pin]
+            future: F,
+        },
         Inner {
             #[pin]
             future: F,
@@ -67,12 +73,23 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn inner(future: F, carried: Option<Carried>, sent_to: Option<OriginId>) -> Self {
-        Self {
-            state: State::Inner {
-                future,
-                carried,
-                sent_to,
+        match carried {
+            None => Self::plain(future),
+            carried => Self {
+                state: State::Inner {
+                    future,
+                    carried,
+                    sent_to,
+                },
             },
+        }
+    }
+
+    /// The inner future, its error boxed: nothing to judge in the response.
+    #[inline]
+    pub(super) fn plain(future: F) -> Self {
+        Self {
+            state: State::Plain { future },
         }
     }
 
@@ -100,25 +117,30 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
+                StateProj::Plain { future } => return future.poll(cx).map_err(Into::into),
                 StateProj::Inner {
                     future,
                     carried,
                     sent_to,
                 } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if core::finish(
-                        response.status(),
-                        response.headers(),
-                        carried.take(),
-                        *sent_to,
-                        answered_by(&response),
-                    ) {
-                        response.extensions_mut().insert(TokenRejected);
+                    // Fixed tokens and the request's own credential: nothing to judge.
+                    if let Some(carried) = carried.take() {
+                        if core::finish(
+                            response.status(),
+                            response.headers(),
+                            Some(carried),
+                            *sent_to,
+                            answered_by(&response),
+                        ) {
+                            response.extensions_mut().insert(TokenRejected);
+                        }
                     }
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Waiting { waiting, sent_to } => {
                     match ready!(waiting.as_mut().poll(cx)) {
+                        Ok((future, None)) => this.state.set(State::Plain { future }),
                         Ok((future, carried)) => {
                             let sent_to = *sent_to;
                             this.state.set(State::Inner {

@@ -6,9 +6,14 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
 
+use arc_swap::ArcSwapOption;
+use http::header::AUTHORIZATION;
+use http::HeaderName;
+
 use super::cache::TokenCache;
-use super::core::{AuthCore, Credential, Rejects};
+use super::core::{AuthCore, Rejects, Secret};
 use super::BearerAuth;
+use crate::credential::{credential_header_name, Credential};
 use crate::error::{Error, ErrorKind};
 use crate::origin::{Origin, Origins};
 use crate::token::{BearerToken, TokenSource};
@@ -16,8 +21,13 @@ use crate::token::{BearerToken, TokenSource};
 const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(60);
 const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Layer that applies [`BearerAuth`], which sends `Authorization: Bearer <token>` with every
-/// request that has no `Authorization` of its own.
+/// Layer that applies [`BearerAuth`], which sends a credential (`Authorization: Bearer <token>`,
+/// Basic, or an API key) with every request that has none of its own.
+///
+/// It sends any other [`Credential`] the same way, with the same protections: Basic
+/// credentials, or an API key in the header it names
+/// ([`credential`](BearerAuthBuilder::credential)); and a logged-in user's credential set at
+/// runtime ([`logged_out`](BearerAuthBuilder::logged_out), [`set_credential`](Self::set_credential)).
 ///
 /// All clones of a layer, and every service made from them, share one token cache.
 /// `Debug` never shows the token. The service it makes needs a `Clone` inner service: see
@@ -86,10 +96,12 @@ impl BearerAuthLayer {
     /// ```
     pub fn from_source(source: impl TokenSource) -> Self {
         Self::with(AuthCore {
-            credential: Credential::Source(TokenCache::new(
+            header: AUTHORIZATION,
+            secret: Secret::Source(TokenCache::new(
                 Box::new(source),
                 DEFAULT_REFRESH_BEFORE,
                 DEFAULT_FETCH_TIMEOUT,
+                AUTHORIZATION,
             )),
             origins: Origins::default(),
             allow_http: false,
@@ -137,10 +149,68 @@ impl BearerAuthLayer {
     /// assert_eq!(fetches.load(Ordering::SeqCst), 2);
     /// # Ok(()) }
     /// ```
+    ///
+    /// On a layer built with [`logged_out`](BearerAuthBuilder::logged_out) it clears the
+    /// credential [`set_credential`](Self::set_credential) set: the logout. Requests then go
+    /// without one until the next `set_credential`.
     pub fn invalidate(&self) {
-        if let Credential::Source(cache) = &self.core.credential {
-            cache.invalidate();
+        match &self.core.secret {
+            Secret::Source(cache) => cache.invalidate(),
+            Secret::Live(live) => {
+                if live.swap(None).is_some() {
+                    crate::trace::logged_out();
+                }
+            }
+            Secret::Fixed(_) => {}
         }
+    }
+
+    /// Set the credential that every clone of this layer, and every service made from it,
+    /// sends from now on: the login of a user session, or a key learnt at runtime.
+    /// [`invalidate`](Self::invalidate) is the logout. The layer
+    /// must have been built with [`logged_out`](BearerAuthBuilder::logged_out);
+    /// [`invalidate`](Self::invalidate) clears it again. It gets every protection a fixed
+    /// token has: origin scoping, plaintext refusal, a sensitive value redacted everywhere,
+    /// and per-request override or suppression.
+    ///
+    /// A request sees the old credential or the new one, never both; requests already sent
+    /// keep the one they carry. A `401` does not clear it (only a token source's token is
+    /// dropped on a rejection): log in again, or call `invalidate`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] when the layer was not built with `logged_out` (its
+    /// credential is fixed or comes from a source), or when `credential` goes in another header
+    /// than the layer's ([`header_name`](BearerAuthBuilder::header_name), `Authorization`
+    /// unless set). Nothing changes then.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerAuthLayer, BearerToken};
+    ///
+    /// let auth = BearerAuthLayer::builder()
+    ///     .logged_out()
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// // After the user logged in:
+    /// auth.set_credential(BearerToken::new("session-token")?)?;
+    /// // Logout:
+    /// auth.invalidate();
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn set_credential(&self, credential: impl Into<Credential>) -> Result<(), Error> {
+        let credential = credential.into();
+        let Secret::Live(live) = &self.core.secret else {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "set_credential needs a layer built with .logged_out(); this layer's \
+                 credential is fixed or comes from a token source",
+            ));
+        };
+        if credential.header_name() != self.core.header {
+            return Err(header_mismatch(&self.core.header, credential.header_name()));
+        }
+        live.store(Some(Arc::new(credential.header_value().clone())));
+        Ok(())
     }
 
     /// Fetch a new token now, for every clone of this layer and every service made from it,
@@ -173,9 +243,9 @@ impl BearerAuthLayer {
     pub fn refresh(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let core = Arc::clone(&self.core);
         async move {
-            match &core.credential {
-                Credential::Source(cache) => cache.refresh().await,
-                Credential::Fixed(_) => Ok(()),
+            match &core.secret {
+                Secret::Source(cache) => cache.refresh().await,
+                Secret::Fixed(_) | Secret::Live(_) => Ok(()),
             }
         }
     }
@@ -201,7 +271,8 @@ impl fmt::Debug for BearerAuthLayer {
     }
 }
 
-/// Builder for [`BearerAuthLayer`]. Give exactly one of [`token`](Self::token) and
+/// Builder for [`BearerAuthLayer`]. Give exactly one of [`token`](Self::token) (or
+/// [`credential`](Self::credential)), [`logged_out`](Self::logged_out) and
 /// [`source`](Self::source).
 ///
 /// ```
@@ -219,8 +290,10 @@ impl fmt::Debug for BearerAuthLayer {
 /// # Ok::<(), tower_client_headers::Error>(())
 /// ```
 pub struct BearerAuthBuilder {
-    token: Option<Result<BearerToken, Error>>,
+    fixed: Option<Result<Credential, Error>>,
     source: Option<Box<dyn TokenSource>>,
+    logged_out: bool,
+    header: Option<HeaderName>,
     origins: Origins,
     allow_http: bool,
     refresh_before: Duration,
@@ -232,8 +305,10 @@ pub struct BearerAuthBuilder {
 impl Default for BearerAuthBuilder {
     fn default() -> Self {
         Self {
-            token: None,
+            fixed: None,
             source: None,
+            logged_out: false,
+            header: None,
             origins: Origins::default(),
             allow_http: false,
             refresh_before: DEFAULT_REFRESH_BEFORE,
@@ -254,7 +329,79 @@ impl BearerAuthBuilder {
     /// # Ok::<(), tower_client_headers::Error>(())
     /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(BearerToken::new(token));
+        self.fixed = Some(BearerToken::new(token).map(Credential::bearer));
+        self
+    }
+
+    /// Send this fixed credential: Basic credentials, an API key in the header it names, or a
+    /// bearer token. It replaces an earlier [`token`](Self::token) or `credential`.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerAuthLayer, Credential};
+    ///
+    /// let layer = BearerAuthLayer::builder()
+    ///     .credential(Credential::basic("alice", "s3cret")?)
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn credential(mut self, credential: impl Into<Credential>) -> Self {
+        self.fixed = Some(Ok(credential.into()));
+        self
+    }
+
+    /// Start with no credential, to set one at runtime with
+    /// [`BearerAuthLayer::set_credential`] (after a login) and clear it with
+    /// [`BearerAuthLayer::invalidate`] (a logout). Until then requests pass without one, and
+    /// none is refused for plain `http://`.
+    ///
+    /// ```
+    /// use tower_client_headers::BearerAuthLayer;
+    ///
+    /// let auth = BearerAuthLayer::builder()
+    ///     .logged_out()
+    ///     .origin("https://api.example.com")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn logged_out(mut self) -> Self {
+        self.logged_out = true;
+        self
+    }
+
+    /// The header the layer's credentials go in, for a [`source`](Self::source) or
+    /// [`logged_out`](Self::logged_out) layer whose credentials are not bearer tokens (default
+    /// `Authorization`). A request that has its own value of this header keeps it, and
+    /// [`HeaderOverrides`](crate::HeaderOverrides) `remove(..)` of it (or `without_auth()`)
+    /// sends none. A fixed [`credential`](Self::credential) names its header itself.
+    ///
+    /// Errors at [`build`](Self::build): [`ErrorKind::InvalidHeaderName`] for a name that is
+    /// invalid or cannot carry a credential (`host`, `content-length`, ...), and
+    /// [`ErrorKind::InvalidConfig`] when a fixed credential goes in another header.
+    ///
+    /// ```
+    /// use tower_client_headers::{BearerAuthLayer, BoxError, Credential, Token};
+    ///
+    /// let auth = BearerAuthLayer::builder()
+    ///     .source(|| async {
+    ///         Ok::<_, BoxError>(Token::from_credential(Credential::api_key("x-api-key", "k")?))
+    ///     })
+    ///     .header_name("x-api-key")
+    ///     .build()?;
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn header_name<K>(mut self, name: K) -> Self
+    where
+        HeaderName: TryFrom<K>,
+    {
+        match credential_header_name(name) {
+            Ok(name) => self.header = Some(name),
+            Err(err) => {
+                if self.error.is_none() {
+                    self.error = Some(err);
+                }
+            }
+        }
         self
     }
 
@@ -316,7 +463,9 @@ impl BearerAuthBuilder {
     }
 
     /// Start refreshing a source's token this long before it expires (default 60 s), at most
-    /// half its lifetime. Requests keep using the valid token meanwhile.
+    /// half its lifetime. Requests keep using the valid token meanwhile. There is no timer: the
+    /// first request inside that window starts the refresh, in the background (with no
+    /// traffic, nothing is fetched).
     ///
     /// ```
     /// use std::time::Duration;
@@ -451,8 +600,11 @@ impl BearerAuthBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidToken`] for a token that is not an RFC 6750 `b64token`,
-    /// [`ErrorKind::InvalidOrigin`] for an origin that is not `scheme://host[:port]`, and
-    /// [`ErrorKind::InvalidConfig`] when neither or both of a token and a source were given.
+    /// [`ErrorKind::InvalidOrigin`] for an origin that is not `scheme://host[:port]`,
+    /// [`ErrorKind::InvalidHeaderName`] for a bad [`header_name`](Self::header_name), and
+    /// [`ErrorKind::InvalidConfig`] unless exactly one of a token (or credential), a source
+    /// and [`logged_out`](Self::logged_out) was given, or when a fixed credential's header is
+    /// not the `header_name` given.
     ///
     /// ```
     /// use tower_client_headers::{BearerAuthLayer, ErrorKind};
@@ -464,30 +616,54 @@ impl BearerAuthBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
-        let credential = match (self.token, self.source) {
-            (Some(token), None) => Credential::Fixed(token?),
-            (None, Some(source)) => Credential::Source(TokenCache::new(
-                source,
-                self.refresh_before,
-                self.fetch_timeout,
-            )),
-            (None, None) => {
+        let modes = [self.fixed.is_some(), self.source.is_some(), self.logged_out];
+        match modes.iter().filter(|m| **m).count() {
+            0 => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer needs a token or a token source: call .token(..) or \
-                     .source(..) on the builder",
+                    "BearerAuthLayer needs a credential: call .token(..), .credential(..) or \
+                     .source(..) on the builder, or .logged_out() to set one at runtime",
                 ))
             }
-            (Some(_), Some(_)) => {
+            1 => {}
+            _ => {
                 return Err(Error::new(
                     ErrorKind::InvalidConfig,
-                    "BearerAuthLayer takes a token or a token source, not both: remove the \
-                     .token(..) or the .source(..) call",
+                    "BearerAuthLayer takes one of a token (or .credential(..)), a token source \
+                     and .logged_out(): remove all but one of the .token(..), .source(..) or \
+                     .logged_out() calls",
                 ))
             }
+        }
+        let (header, secret) = match (self.fixed, self.source) {
+            (Some(fixed), _) => {
+                let credential = fixed?;
+                if let Some(header) = &self.header {
+                    if header != credential.header_name() {
+                        return Err(header_mismatch(header, credential.header_name()));
+                    }
+                }
+                let header = credential.header_name().clone();
+                (header, Secret::Fixed(credential.header_value().clone()))
+            }
+            (None, Some(source)) => {
+                let header = self.header.unwrap_or(AUTHORIZATION);
+                let cache = TokenCache::new(
+                    source,
+                    self.refresh_before,
+                    self.fetch_timeout,
+                    header.clone(),
+                );
+                (header, Secret::Source(cache))
+            }
+            (None, None) => (
+                self.header.unwrap_or(AUTHORIZATION),
+                Secret::Live(ArcSwapOption::empty()),
+            ),
         };
         Ok(BearerAuthLayer::with(AuthCore {
-            credential,
+            header,
+            secret,
             origins: self.origins,
             allow_http: self.allow_http,
             rejects: self.rejects,
@@ -498,8 +674,10 @@ impl BearerAuthBuilder {
 impl fmt::Debug for BearerAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerAuthBuilder")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("credential", &self.fixed.as_ref().map(|_| "<redacted>"))
             .field("source", &self.source.as_ref().map(|_| "TokenSource"))
+            .field("logged_out", &self.logged_out)
+            .field("header", &self.header)
             .field("origins", &self.origins)
             .field("allow_http", &self.allow_http)
             .field("refresh_before", &self.refresh_before)
@@ -507,4 +685,16 @@ impl fmt::Debug for BearerAuthBuilder {
             .field("invalidate_when", &self.rejects)
             .finish()
     }
+}
+
+/// A credential given for another header than the layer's.
+fn header_mismatch(layer: &HeaderName, credential: &HeaderName) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!(
+            "this layer sends its credential in `{layer}`, but the credential given goes in \
+             `{credential}`; build the layer with .header_name(\"{credential}\") or give a \
+             credential for `{layer}`"
+        ),
+    )
 }

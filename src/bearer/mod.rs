@@ -2,16 +2,21 @@
 //! refreshing [`TokenSource`](crate::TokenSource), scoped to origins and never in plain text to
 //! another host.
 //!
-//! For each request, in this order:
+//! The layer sends one [`Credential`](crate::Credential) in one header: a bearer token in
+//! `Authorization` (the common case, which the rules below name), Basic credentials, or an
+//! API key in the header it names ([`BearerAuthBuilder::header_name`]); read "the layer's
+//! header" for `Authorization` then. For each request, in this order:
 //!
 //! 1. A request to an origin outside the layer's scope passes untouched.
 //! 2. [`HeaderOverrides::bearer_token`](crate::HeaderOverrides::bearer_token) (or
-//!    `set(AUTHORIZATION, ..)`) sends that credential instead, without asking the source, at
-//!    the origin of the first request the layers saw it on; anywhere else it counts as a
-//!    removal (3.).
+//!    [`credential`](crate::HeaderOverrides::credential), or `set(AUTHORIZATION, ..)`) sends
+//!    that credential instead, without asking the source, at the origin of the first request
+//!    the layers saw it on; anywhere else it counts as a removal (3.).
 //! 3. `without_auth()`, `remove(AUTHORIZATION)` or `remove_all()` sends none.
-//! 4. A request that already has `Authorization` keeps it, and no token is fetched.
-//! 5. Otherwise the layer's token is sent, as one sensitive `Authorization` value.
+//! 4. A request that already has `Authorization` keeps it (marked sensitive), and no token is
+//!    fetched.
+//! 5. Otherwise the layer's token is sent, as one sensitive `Authorization` value (a
+//!    [`logged_out`](BearerAuthBuilder::logged_out) layer with no credential set sends none).
 //!
 //! Whenever a credential would be sent over plain `http://` to a host that is not loopback,
 //! the request fails with [`ErrorKind::PlaintextRefused`](crate::ErrorKind::PlaintextRefused)

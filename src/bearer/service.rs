@@ -11,8 +11,8 @@ use crate::error::BoxError;
 use crate::origin::{OriginId, Target};
 use crate::overrides::HeaderOverrides;
 
-/// Middleware that sends `Authorization: Bearer <token>` with requests that have no
-/// `Authorization` of their own, refusing plain `http://` to hosts that are not loopback.
+/// Middleware that sends a credential (`Authorization: Bearer <token>`, Basic, or an API key)
+/// with requests that have none of their own, refusing plain `http://` to hosts that are not loopback.
 ///
 /// Made by [`BearerAuthLayer`]. Its error is a [`BoxError`]: the inner service's errors pass
 /// through boxed, and failures of its own (plaintext refusal, a failed token fetch) are a
@@ -189,7 +189,15 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // The common case (a fixed credential, no origins, no overrides, nothing to refuse),
+        // in place: the request is not taken apart and put together again.
+        let overrides = req.extensions().get::<HeaderOverrides>().is_some();
+        if self.core.is_fixed_and_plain(req.uri(), overrides)
+            && self.core.prepare_fixed(req.headers_mut())
+        {
+            return ResponseFuture::plain(self.inner.call(req));
+        }
         let (mut parts, body) = req.into_parts();
         let target = Target::from_uri(&parts.uri);
         let prepared = self.core.prepare(
@@ -217,7 +225,7 @@ where
                 ResponseFuture::waiting(
                     Box::pin(async move {
                         let (value, carried) = core.acquire().await?;
-                        attach(&mut parts.headers, value)?;
+                        attach(&mut parts.headers, &core.header, value)?;
                         Ok((inner.call(Request::from_parts(parts, body)), carried))
                     }),
                     sent_to,

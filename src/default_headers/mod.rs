@@ -13,6 +13,12 @@
 //! exactly the given values; `remove(N)` and `remove_all()` stop the session adding `N` and
 //! leave the request's own `N` alone. `set` beats `remove`.
 //!
+//! The session can change while the layer is in use: [`DefaultHeadersLayer::handle`] gives a
+//! [`SessionHandle`] whose [`update`](SessionHandle::update) replaces it, atomically, for every
+//! clone of the layer and every service made from it. Values can also be computed for each
+//! request from its [`RequestHead`], with [`header_with`](DefaultHeadersBuilder::header_with)
+//! and its siblings, under the same rules as static values.
+//!
 //! For bearer tokens prefer [`BearerAuthLayer`](crate::BearerAuthLayer): it refuses to send
 //! them in plain text and can refresh them. A credential given here as a plain session header
 //! is sent as configured (marked sensitive), so scope it with `origin(..)`.
@@ -45,12 +51,17 @@
 //! # Ok(()) }
 //! ```
 
+mod computed;
 mod layer;
 mod merge;
 mod service;
+mod session;
 
+pub use computed::RequestHead;
+pub(crate) use computed::RequestLine;
 #[cfg(test)]
 pub(crate) use layer::MAX_HEADER_NAMES;
 pub use layer::{DefaultHeadersBuilder, DefaultHeadersLayer};
 pub(crate) use merge::SessionHeaders;
 pub use service::DefaultHeaders;
+pub use session::SessionHandle;

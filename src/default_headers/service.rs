@@ -2,11 +2,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::Cache;
 use http::Request;
 use tower_service::Service;
 
-use super::{DefaultHeadersLayer, SessionHeaders};
-use crate::origin::Target;
+use super::session::Live;
+use super::{DefaultHeadersLayer, RequestLine, SessionHeaders};
 use crate::overrides::HeaderOverrides;
 
 /// Middleware that adds session headers to every request, honouring the request's own headers
@@ -16,6 +17,10 @@ use crate::overrides::HeaderOverrides;
 /// are the inner service's. Nor does it panic on a request whose header map is full
 /// (`http::HeaderMap` holds 24,576 names): a session or override value that does not fit is
 /// not added, and the request's own headers are kept.
+///
+/// It reads the layer's live session (see [`SessionHandle`](crate::SessionHandle)) with one
+/// atomic load per request, and keeps the session it last used: an idle service holds the
+/// previous session in memory (never sending it) until its next request or until dropped.
 ///
 /// ```
 /// use http::{Request, Response};
@@ -37,7 +42,9 @@ use crate::overrides::HeaderOverrides;
 #[derive(Clone)]
 pub struct DefaultHeaders<S> {
     inner: S,
-    session: Arc<SessionHeaders>,
+    /// The layer's live session, reloaded only after an update (`&mut self` in `call` makes
+    /// a cache possible: one relaxed load and a compare per request).
+    session: Cache<Live, Arc<SessionHeaders>>,
 }
 
 impl<S> DefaultHeaders<S> {
@@ -56,11 +63,11 @@ impl<S> DefaultHeaders<S> {
     pub fn new(inner: S, layer: DefaultHeadersLayer) -> Self {
         Self {
             inner,
-            session: layer.session,
+            session: Cache::new(Live(layer.shared)),
         }
     }
 
-    /// Returns a new [`Layer`](tower_layer::Layer) that wraps services with a
+    /// Returns a builder for a [`Layer`](tower_layer::Layer) that wraps services with a
     /// [`DefaultHeaders`] middleware: the same as [`DefaultHeadersLayer::builder`].
     ///
     /// ```
@@ -123,8 +130,8 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        self.session.apply(
-            Target::from_uri(&parts.uri),
+        self.session.load().apply(
+            RequestLine::from_uri(&parts.method, &parts.uri),
             &mut parts.headers,
             parts.extensions.get::<HeaderOverrides>(),
         );
@@ -136,7 +143,7 @@ impl<S: fmt::Debug> fmt::Debug for DefaultHeaders<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultHeaders")
             .field("inner", &self.inner)
-            .field("session", &self.session)
+            .field("session", &self.session.arc_swap().load())
             .finish()
     }
 }

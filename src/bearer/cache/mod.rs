@@ -30,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::Poll;
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -70,6 +70,8 @@ pub(super) struct Shared {
     source: Box<dyn TokenSource>,
     refresh_before: Duration,
     fetch_timeout: Duration,
+    /// The layer's header: a fetched credential for another one is a failed fetch.
+    header: HeaderName,
     state: RwLock<State>,
     runtimes: Runtimes,
 }
@@ -257,7 +259,7 @@ impl State {
                 };
                 self.generations += 1;
                 let cached = Cached {
-                    value: token.token.header_value().clone(),
+                    value: token.credential.header_value().clone(),
                     generation: self.generations,
                     expires_at: token.expires_at,
                     refresh_at: refresh_time(now, &token, refresh_before),
@@ -379,6 +381,7 @@ impl TokenCache {
         source: Box<dyn TokenSource>,
         refresh_before: Duration,
         fetch_timeout: Duration,
+        header: HeaderName,
     ) -> Self {
         let shared = Arc::new(Shared {
             published: Published {
@@ -388,6 +391,7 @@ impl TokenCache {
             source,
             refresh_before,
             fetch_timeout,
+            header,
             state: RwLock::new(State::default()),
             runtimes: Runtimes::default(),
         });
@@ -777,6 +781,14 @@ impl Shared {
         stop_task: bool,
     ) -> Option<Outcome> {
         let now = Instant::now();
+        let fetched = fetched.and_then(|token| {
+            let header = token.credential.header_name();
+            if *header == self.header {
+                Ok(token)
+            } else {
+                Err(Error::credential_for_other_header(&self.header, header))
+            }
+        });
         let (flight, outcome, settled) = {
             let mut st = self.write();
             // Already ended by someone else, whose outcome stands.

@@ -66,7 +66,12 @@ fn counting_cache(
             })
         }
     };
-    let cache = TokenCache::new(Box::new(source), refresh_before, Duration::from_secs(10));
+    let cache = TokenCache::new(
+        Box::new(source),
+        refresh_before,
+        Duration::from_secs(10),
+        AUTHORIZATION,
+    );
     (cache, fetches)
 }
 

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 
 use super::*;
 use crate::sources::jwt::encode_base64url;
-use crate::BearerAuthLayer;
+use crate::{BearerAuthLayer, Credential};
 
 const SEC: Duration = Duration::from_secs(1);
 const API: &str = "https://api.example.com/v1";
@@ -230,7 +230,10 @@ fn outside_a_runtime_the_file_is_read_in_place() {
     std::fs::write(&path, "t1").expect("write");
     let source = TokenFile::new(&path);
     let token = futures::executor::block_on(source.fetch()).expect("read");
-    assert_eq!(token.token, BearerToken::new("t1").expect("valid"));
+    assert_eq!(
+        token.credential,
+        Credential::bearer(BearerToken::new("t1").expect("valid"))
+    );
     assert!(format!("{source:?}").contains("reread_every: 60s"));
 }
 

@@ -65,6 +65,15 @@ enum TargetAuthority<'a> {
 }
 
 impl<'a> Target<'a> {
+    /// Whether a request to `uri` would go in plain text to another machine:
+    /// `Target::from_uri(uri).is_plaintext_remote()`, with `https` (nearly every request, and
+    /// how `http::Uri` gives the standard scheme in any case) decided by one inlined compare,
+    /// without looking at the host.
+    #[inline]
+    pub(crate) fn uri_is_plaintext_remote(uri: &Uri) -> bool {
+        uri.scheme_str() != Some("https") && Target::from_uri(uri).is_plaintext_remote()
+    }
+
     #[inline]
     pub(crate) fn from_uri(uri: &'a Uri) -> Self {
         Self {

@@ -24,6 +24,11 @@ pub(crate) enum Secret {
     Source(TokenCache),
 }
 
+/// Up to this many names, [`AuthCore::prepare_plain`] looks for the request's own value by
+/// comparing names instead of hashing for an `Entry` (each compare of a standard name is one
+/// of two small integers; past a few dozen names the hash is cheaper).
+const SCAN_MAX_NAMES: usize = 8;
+
 pub(crate) struct AuthCore {
     /// The one header the layer's credential goes in (`Authorization` unless told).
     pub(crate) header: HeaderName,
@@ -111,6 +116,18 @@ impl fmt::Debug for Rejects {
 pub(crate) struct Carried {
     ticket: Ticket,
     rejects: Rejects,
+}
+
+impl Carried {
+    /// `false` when [`finish`] would surely say no: the default test and any status but
+    /// `401`. Lets the adapters skip judging nearly every response.
+    #[inline]
+    pub(crate) fn may_reject(&self, status: StatusCode) -> bool {
+        match self.rejects {
+            Rejects::Unauthorized => status == StatusCode::UNAUTHORIZED,
+            Rejects::When(_) => true,
+        }
+    }
 }
 
 /// What [`AuthCore::prepare`] did to a request.
@@ -210,33 +227,70 @@ impl AuthCore {
         )
     }
 
-    /// Whether [`prepare_fixed`](Self::prepare_fixed) may decide a request to `uri` with
-    /// these `overrides`: a fixed credential, no origins, no overrides, and nothing to refuse.
-    /// Every request it accepts gets what [`prepare`](Self::prepare) would give it.
+    /// Whether [`prepare_plain`](Self::prepare_plain) may decide a request to `uri` with
+    /// these `overrides`: a fixed credential or a token source, no origins, no overrides, and
+    /// nothing to refuse. Every request it accepts gets what [`prepare`](Self::prepare) would
+    /// give it.
     #[inline]
-    pub(crate) fn is_fixed_and_plain(&self, uri: &http::Uri, overrides: bool) -> bool {
-        matches!(self.secret, Secret::Fixed(_))
+    pub(crate) fn is_plain(&self, uri: &http::Uri, overrides: bool) -> bool {
+        !matches!(self.secret, Secret::Live(_))
             && !overrides
             && self.origins.is_empty()
-            && (self.allow_http || !Target::from_uri(uri).is_plaintext_remote())
+            && (self.allow_http || !Target::uri_is_plaintext_remote(uri))
     }
 
-    /// [`prepare`](Self::prepare) for a request [`is_fixed_and_plain`](Self::is_fixed_and_plain)
-    /// accepted, in place: the request's own value is kept, else the fixed credential is
-    /// added. `false` (nothing changed) when its map is full: [`prepare`](Self::prepare) then
-    /// decides.
+    /// [`prepare`](Self::prepare) for a request [`is_plain`](Self::is_plain) accepted, in
+    /// place: the request's own value is kept (and marked sensitive), else the layer's
+    /// credential is added; `Some(carried)` as in [`Prepared::Ready`]. `None` (nothing changed)
+    /// when the source has no token to send now or the map is full: [`prepare`](Self::prepare)
+    /// then decides.
     #[inline]
-    pub(crate) fn prepare_fixed(&self, headers: &mut HeaderMap) -> bool {
-        let Secret::Fixed(value) = &self.secret else {
-            return false;
-        };
+    pub(crate) fn prepare_plain(&self, headers: &mut HeaderMap) -> Option<Option<Carried>> {
+        if headers.keys_len() <= SCAN_MAX_NAMES {
+            // A few names (most requests): comparing them finds the request's own value
+            // sooner than hashing the name for an `Entry`.
+            if headers.keys().any(|name| *name == self.header) {
+                mark_own(headers, &self.header);
+                return Some(None);
+            }
+            let (value, carried) = self.plain_value()?;
+            return headers
+                .try_insert(self.header.clone(), value)
+                .is_ok()
+                .then_some(carried);
+        }
         match headers.try_entry(&self.header) {
-            Ok(Entry::Vacant(slot)) => slot.try_insert(value.clone()).is_ok(),
+            Ok(Entry::Vacant(slot)) => {
+                let (value, carried) = self.plain_value()?;
+                slot.try_insert(value).is_ok().then_some(carried)
+            }
             Ok(Entry::Occupied(own)) => {
                 keep_own(own);
-                true
+                Some(None)
             }
-            Err(_) => false,
+            Err(_) => None,
+        }
+    }
+
+    /// The credential [`prepare_plain`](Self::prepare_plain) adds: the fixed one, or the
+    /// source's cached token when it may be sent now.
+    #[inline(always)]
+    fn plain_value(&self) -> Option<(HeaderValue, Option<Carried>)> {
+        match &self.secret {
+            Secret::Fixed(value) => Some((value.clone(), None)),
+            _ => self.cached_value(),
+        }
+    }
+
+    /// [`plain_value`](Self::plain_value) for a token source.
+    #[inline(always)]
+    fn cached_value(&self) -> Option<(HeaderValue, Option<Carried>)> {
+        match &self.secret {
+            Secret::Source(cache) => match cache.lookup() {
+                Lookup::Ready(value, ticket) => Some((value, Some(self.carried(ticket)))),
+                Lookup::Wait => None,
+            },
+            Secret::Fixed(_) | Secret::Live(_) => None,
         }
     }
 

@@ -113,7 +113,37 @@ where
 {
     type Output = Result<Response<R>, BoxError>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A request on its way (the fixed credential, a cached token, the request's own)
+        // inlined; waiting for a token and the failed states out of line.
+        match self.as_mut().project().state.project() {
+            StateProj::Plain { future } => return future.poll(cx).map_err(Into::into),
+            StateProj::Inner {
+                future,
+                carried,
+                sent_to,
+            } => {
+                let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                judge(&mut response, carried.take(), *sent_to);
+                return Poll::Ready(Ok(response));
+            }
+            StateProj::Waiting { .. } | StateProj::Failed { .. } => {}
+        }
+        self.poll_judged(cx)
+    }
+}
+
+impl<F, R, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    E: Into<BoxError>,
+{
+    #[inline(never)]
+    fn poll_judged(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<R>, BoxError>> {
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
@@ -124,18 +154,7 @@ where
                     sent_to,
                 } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    // Fixed tokens and the request's own credential: nothing to judge.
-                    if let Some(carried) = carried.take() {
-                        if core::finish(
-                            response.status(),
-                            response.headers(),
-                            Some(carried),
-                            *sent_to,
-                            answered_by(&response),
-                        ) {
-                            response.extensions_mut().insert(TokenRejected);
-                        }
-                    }
+                    judge(&mut response, carried.take(), *sent_to);
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Waiting { waiting, sent_to } => {
@@ -160,6 +179,36 @@ where
                 }
             }
         }
+    }
+}
+
+/// Mark `response` when it rejected the cached token its request carried (see
+/// [`core::finish`]); fixed tokens and the request's own credential carry nothing to judge.
+#[inline(always)]
+fn judge<R>(response: &mut Response<R>, carried: Option<Carried>, sent_to: Option<OriginId>) {
+    if carried
+        .as_ref()
+        .is_some_and(|carried| carried.may_reject(response.status()))
+    {
+        judge_rejection(response, carried, sent_to);
+    }
+}
+
+/// [`judge`] for a response its test may call a rejection.
+#[inline(never)]
+fn judge_rejection<R>(
+    response: &mut Response<R>,
+    carried: Option<Carried>,
+    sent_to: Option<OriginId>,
+) {
+    if core::finish(
+        response.status(),
+        response.headers(),
+        carried,
+        sent_to,
+        answered_by(response),
+    ) {
+        response.extensions_mut().insert(TokenRejected);
     }
 }
 

@@ -190,13 +190,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // The common case (a fixed credential, no origins, no overrides, nothing to refuse),
-        // in place: the request is not taken apart and put together again.
+        // The common case (a fixed credential or a cached token, no origins, no overrides,
+        // nothing to refuse), in place: the request is not taken apart and put together again.
         let overrides = req.extensions().get::<HeaderOverrides>().is_some();
-        if self.core.is_fixed_and_plain(req.uri(), overrides)
-            && self.core.prepare_fixed(req.headers_mut())
-        {
-            return ResponseFuture::plain(self.inner.call(req));
+        if self.core.is_plain(req.uri(), overrides) {
+            if let Some(carried) = self.core.prepare_plain(req.headers_mut()) {
+                return match carried {
+                    None => ResponseFuture::plain(self.inner.call(req)),
+                    carried => {
+                        let sent_to = sent_to(&Target::from_uri(req.uri()), true);
+                        ResponseFuture::inner(self.inner.call(req), carried, sent_to)
+                    }
+                };
+            }
         }
         let (mut parts, body) = req.into_parts();
         let target = Target::from_uri(&parts.uri);

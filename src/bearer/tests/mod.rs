@@ -1071,3 +1071,53 @@ async fn a_401_invalidates_only_when_it_came_from_the_token_origin() {
         "the first 401 from the token's origin dropped it"
     );
 }
+
+// ---------------------------------------------------------------- the in-place path
+
+/// The in-place path (no overrides, no origins, https) decides as `prepare` does, whether it
+/// finds the request's own value by comparing names (a few) or through an `Entry` (many): the
+/// request's own values are all kept and marked sensitive, else the layer's token is added,
+/// for a fixed token and for a cached one; a scheme in capitals is https too.
+#[tokio::test]
+async fn the_in_place_path_keeps_every_own_value_sensitive_with_few_or_many_names() {
+    let up = Upstream::default();
+    let source = source_layer(&Source::new(Duration::ZERO, None), SEC);
+    for (layer, ours) in [
+        (
+            BearerAuthLayer::new("fixed").expect("valid"),
+            "Bearer fixed",
+        ),
+        (source, "Bearer t1"),
+    ] {
+        let svc = layer.layer(up.service());
+        for extra in [0, 1, 7, 8, 20] {
+            let request = |own: &[&'static str], uri: &str| {
+                let mut req = get(uri);
+                for i in 0..extra {
+                    let name =
+                        http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name");
+                    req.headers_mut()
+                        .insert(name, HeaderValue::from_static("v"));
+                }
+                for value in own {
+                    req.headers_mut()
+                        .append(AUTHORIZATION, HeaderValue::from_static(value));
+                }
+                req
+            };
+            assert_eq!(auth_of(&svc, request(&[], API)).await, [ours], "{extra}");
+            assert_eq!(
+                auth_of(&svc, request(&[], "HTTPS://API.example.com/v1")).await,
+                [ours],
+                "{extra}"
+            );
+            let own = ["Basic b3du", "Bearer own"];
+            assert_eq!(auth_of(&svc, request(&own, API)).await, own, "{extra}");
+            let seen = up.seen.lock().expect("lock").last().cloned().expect("sent");
+            let values: Vec<_> = seen.get_all(AUTHORIZATION).iter().collect();
+            assert_eq!(values.len(), 2);
+            assert!(values.iter().all(|v| v.is_sensitive()), "{extra}");
+            assert_eq!(seen.keys_len(), extra + 1, "nothing else added");
+        }
+    }
+}

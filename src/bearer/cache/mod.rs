@@ -416,7 +416,7 @@ impl TokenCache {
     }
 
     /// The hot path: a usable token now, starting a background refresh if it is due.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lookup(&self) -> Lookup {
         // Writers move the epoch after changing the state, under the write lock: a copy taken
         // at this epoch is the state now, or just before a write still under way (as a read

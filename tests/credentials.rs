@@ -150,19 +150,33 @@ async fn scoped_credentials_stay_with_their_origin_across_real_redirects() {
     }
 }
 
-#[tokio::test]
-async fn a_per_request_credential_is_bound_to_the_first_origin_across_redirects() {
-    let (a, b) = (Server::start().await, Server::start().await);
+/// A service key scoped to both servers' origins (A at 127.0.0.1, B at localhost), inside
+/// the recommended redirect layer.
+fn key_layer_for_both(
+    a: &Server,
+    b: &Server,
+) -> impl Service<
+    Request<Body>,
+    Response = http::Response<hyper::body::Incoming>,
+    Error = BoxError,
+    Future = impl Send,
+> + Clone {
     let auth = BearerAuthLayer::builder()
         .credential(api_key("service-key"))
         .origin(&a.origin())
         .origin(&b.localhost_url(""))
         .build()
         .expect("valid");
-    let svc = ServiceBuilder::new()
+    ServiceBuilder::new()
         .layer(follow_layer())
         .layer(auth)
-        .service(client());
+        .service(client())
+}
+
+#[tokio::test]
+async fn a_per_request_credential_is_bound_to_the_first_origin_across_redirects() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let svc = key_layer_for_both(&a, &b);
     // The caller's key, on a chain A -> B -> A, with both origins in the layer's scope: B
     // gets neither the caller's key nor the service's; back at A, the caller's again.
     let back = b.localhost_redirect(&a.url("/back"), 302);
@@ -534,16 +548,7 @@ async fn a_per_request_credential_for_another_header_is_sent_too_never_dropped()
 #[tokio::test]
 async fn a_set_of_the_layers_header_is_bound_to_the_first_origin_like_a_credential() {
     let (a, b) = (Server::start().await, Server::start().await);
-    let auth = BearerAuthLayer::builder()
-        .credential(api_key("service-key"))
-        .origin(&a.origin())
-        .origin(&b.localhost_url(""))
-        .build()
-        .expect("valid");
-    let svc = ServiceBuilder::new()
-        .layer(follow_layer())
-        .layer(auth)
-        .service(client());
+    let svc = key_layer_for_both(&a, &b);
     // Not marked sensitive by the caller: still the layer's credential, so bound to A.
     let set = || {
         HeaderOverrides::new().set(

@@ -474,3 +474,29 @@ async fn a_computed_request_id_is_unique_per_request() {
     assert_eq!(distinct.len(), ids.len(), "a request id was sent twice");
     assert_eq!(next.load(Ordering::SeqCst) as usize, ids.len());
 }
+
+#[tokio::test]
+async fn a_live_session_moves_to_other_origins_with_clear_origins() {
+    let (a, b) = (Server::start().await, Server::start().await);
+    let layer = DefaultHeadersLayer::builder()
+        .sensitive_header("x-tenant", "acme")
+        .origin(&a.origin())
+        .build()
+        .expect("valid");
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(hyper_client());
+    let (_, sent) = common::send(&svc, get_req(&a.url("/x"))).await;
+    assert_eq!(sent.all("x-tenant"), ["acme"]);
+    let (_, sent) = common::send(&svc, get_req(&b.url("/x"))).await;
+    assert!(!sent.has("x-tenant"));
+
+    layer
+        .handle()
+        .update(|s| s.clear_origins().origin(&b.origin()))
+        .expect("valid");
+    let (_, sent) = common::send(&svc, get_req(&a.url("/x"))).await;
+    assert!(!sent.has("x-tenant"), "A still got it: {sent:?}");
+    let (_, sent) = common::send(&svc, get_req(&b.url("/x"))).await;
+    assert_eq!(sent.all("x-tenant"), ["acme"]);
+}

@@ -583,6 +583,31 @@ impl DefaultHeadersBuilder {
         self
     }
 
+    /// Forget every origin given so far, so that [`origin`](Self::origin) calls after it scope
+    /// the layer afresh: inside [`SessionHandle::update`](crate::SessionHandle::update), to move
+    /// a live session to other origins. With no origin given after it, the session goes to
+    /// **every** origin: give the new ones in the same update.
+    ///
+    /// ```
+    /// use tower_client_headers::DefaultHeadersLayer;
+    ///
+    /// let layer = DefaultHeadersLayer::builder()
+    ///     .sensitive_header("x-tenant", "acme")
+    ///     .origin("https://eu.api.example.com")
+    ///     .build()?;
+    /// // The tenant moved region: same headers, another origin.
+    /// layer
+    ///     .handle()
+    ///     .update(|b| b.clear_origins().origin("https://us.api.example.com"))?;
+    /// assert!(format!("{layer:?}").contains("us.api.example.com"));
+    /// assert!(!format!("{layer:?}").contains("eu.api.example.com"));
+    /// # Ok::<(), tower_client_headers::Error>(())
+    /// ```
+    pub fn clear_origins(mut self) -> Self {
+        self.origins = Origins::default();
+        self
+    }
+
     /// Build the layer.
     ///
     /// # Errors

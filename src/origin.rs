@@ -347,10 +347,7 @@ impl OriginId {
         match target.scheme {
             Some(scheme) => {
                 1u8.hash(&mut h);
-                for b in scheme.bytes() {
-                    h.write_u8(b.to_ascii_lowercase());
-                }
-                h.write_u8(0xff);
+                write_lowercase(&mut h, scheme);
             }
             None => 0u8.hash(&mut h),
         }
@@ -359,10 +356,7 @@ impl OriginId {
                 Some(ip) => (1u8, ip).hash(&mut h),
                 None => {
                     2u8.hash(&mut h);
-                    for b in host.bytes() {
-                        h.write_u8(b.to_ascii_lowercase());
-                    }
-                    h.write_u8(0xff);
+                    write_lowercase(&mut h, host);
                 }
             },
             None => 0u8.hash(&mut h),
@@ -370,6 +364,20 @@ impl OriginId {
         target.effective_port().hash(&mut h);
         Self(h.finish())
     }
+}
+
+/// `s` in ASCII lowercase, then a terminator, into `h`: a chunk per write, not a byte (SipHash
+/// pays a call per write; a byte at a time cost about 2,000 instructions for one host).
+fn write_lowercase(h: &mut impl std::hash::Hasher, s: &str) {
+    let mut buf = [0u8; 64];
+    for chunk in s.as_bytes().chunks(buf.len()) {
+        let out = &mut buf[..chunk.len()];
+        for (o, b) in out.iter_mut().zip(chunk) {
+            *o = b.to_ascii_lowercase();
+        }
+        h.write(out);
+    }
+    h.write_u8(0xff);
 }
 
 /// Names an origin in an error without echoing anything that could be a secret: a userinfo
@@ -670,6 +678,14 @@ mod tests {
         ));
         assert!(is(&place("http://[::1]:80/"), "http://[0:0::1]/"));
         assert_eq!(id("http://[::1]:80/"), id("http://[0:0::1]/"));
+        // Hosts longer than one hashing chunk (64 bytes), in any case.
+        let long = |label: &str| id(&format!("https://{label}.example.com/"));
+        assert_eq!(long(&"Ab".repeat(70)), long(&"aB".repeat(70)));
+        assert_ne!(
+            long(&"ab".repeat(70)),
+            long(&format!("{}c", "ab".repeat(70)))
+        );
+        assert_ne!(long(&"ab".repeat(32)), long(&"ab".repeat(33)));
         assert_eq!(
             id("HTTPS://API.example.com/"),
             id("https://api.example.com:443/")

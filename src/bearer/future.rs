@@ -117,36 +117,8 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // A request on its way (the fixed credential, a cached token, the request's own)
         // inlined; waiting for a token and the failed states out of line.
-        match self.as_mut().project().state.project() {
-            StateProj::Plain { future } => return future.poll(cx).map_err(Into::into),
-            StateProj::Inner {
-                future,
-                carried,
-                sent_to,
-            } => {
-                let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                judge(&mut response, carried.take(), *sent_to);
-                return Poll::Ready(Ok(response));
-            }
-            StateProj::Waiting { .. } | StateProj::Failed { .. } => {}
-        }
-        self.poll_judged(cx)
-    }
-}
-
-impl<F, R, E> ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<R>, E>>,
-    E: Into<BoxError>,
-{
-    #[inline(never)]
-    fn poll_judged(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Response<R>, BoxError>> {
         loop {
-            let mut this = self.as_mut().project();
-            match this.state.as_mut().project() {
+            match self.as_mut().project().state.project() {
                 StateProj::Plain { future } => return future.poll(cx).map_err(Into::into),
                 StateProj::Inner {
                     future,
@@ -157,28 +129,46 @@ where
                     judge(&mut response, carried.take(), *sent_to);
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Waiting { waiting, sent_to } => {
-                    match ready!(waiting.as_mut().poll(cx)) {
-                        Ok((future, None)) => this.state.set(State::Plain { future }),
-                        Ok((future, carried)) => {
-                            let sent_to = *sent_to;
-                            this.state.set(State::Inner {
-                                future,
-                                carried,
-                                sent_to,
-                            })
-                        }
-                        Err(err) => return Poll::Ready(Err(err.into())),
-                    }
-                }
-                StateProj::Failed { error } => {
-                    return Poll::Ready(Err(match error.take() {
-                        Some(err) => err.into(),
-                        None => "BearerAuth response future polled after completion".into(),
-                    }))
-                }
+                StateProj::Waiting { .. } | StateProj::Failed { .. } => {}
             }
+            // The token arrived: the state is now a request on its way, polled above.
+            ready!(self.as_mut().poll_waiting(cx))?;
         }
+    }
+}
+
+impl<F, R, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    E: Into<BoxError>,
+{
+    /// The waiting and failed states: `Ok` once the token is attached and the inner future
+    /// is the state, the error otherwise.
+    #[inline(never)]
+    fn poll_waiting(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let mut this = self.project();
+        match this.state.as_mut().project() {
+            StateProj::Waiting { waiting, sent_to } => match ready!(waiting.as_mut().poll(cx)) {
+                Ok((future, None)) => this.state.set(State::Plain { future }),
+                Ok((future, carried)) => {
+                    let sent_to = *sent_to;
+                    this.state.set(State::Inner {
+                        future,
+                        carried,
+                        sent_to,
+                    })
+                }
+                Err(err) => return Poll::Ready(Err(err.into())),
+            },
+            StateProj::Failed { error } => {
+                return Poll::Ready(Err(match error.take() {
+                    Some(err) => err.into(),
+                    None => "BearerAuth response future polled after completion".into(),
+                }))
+            }
+            StateProj::Plain { .. } | StateProj::Inner { .. } => {}
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

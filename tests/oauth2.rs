@@ -280,6 +280,24 @@ async fn token(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Respo
 }
 
 /// An error and its sources, `a: b: c`.
+/// The endpoint at `idp` for the public client `cid`, over hyper-util.
+fn public_client(idp: &str) -> TokenEndpoint {
+    TokenEndpoint::builder(idp)
+        .client_id("cid")
+        .http_service(hyper_client())
+        .build()
+        .expect("valid")
+}
+
+/// A refresh-token grant starting from `rt-1`, and every refresh token it rotated to.
+fn recording_rotations(endpoint: TokenEndpoint) -> (RefreshTokenGrant, Arc<Mutex<Vec<String>>>) {
+    let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let saved = Arc::clone(&rotations);
+    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
+        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    (grant, rotations)
+}
+
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -769,11 +787,7 @@ async fn a_tower_transport_treats_a_redirect_as_an_error() {
             .into_response()
     })
     .await;
-    let endpoint = TokenEndpoint::builder(&idp)
-        .client_id("cid")
-        .http_service(hyper_client())
-        .build()
-        .expect("valid");
+    let endpoint = public_client(&idp);
     let err = RefreshTokenGrant::new(endpoint, "rt-secret")
         .fetch()
         .await
@@ -804,15 +818,8 @@ async fn a_rotation_in_a_rejected_success_response_is_kept() {
         ))
     })
     .await;
-    let endpoint = TokenEndpoint::builder(&idp)
-        .client_id("cid")
-        .http_service(hyper_client())
-        .build()
-        .expect("valid");
-    let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
-    let saved = Arc::clone(&rotations);
-    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
-        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    let endpoint = public_client(&idp);
+    let (grant, rotations) = recording_rotations(endpoint);
     for _ in 0..4 {
         let err = grant.fetch().await.expect_err("a rejected response");
         assert!(
@@ -887,15 +894,8 @@ async fn rotating_after_release(
 async fn invalidate_during_a_refresh_token_exchange_keeps_the_rotation() {
     let (committed, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
     let (idp, seen) = rotating_after_release(Arc::clone(&committed), Arc::clone(&release)).await;
-    let endpoint = TokenEndpoint::builder(&idp)
-        .client_id("cid")
-        .http_service(hyper_client())
-        .build()
-        .expect("valid");
-    let rotations = Arc::new(Mutex::new(Vec::<String>::new()));
-    let saved = Arc::clone(&rotations);
-    let grant = RefreshTokenGrant::new(endpoint, "rt-1")
-        .on_rotation(move |t| saved.lock().expect("lock").push(t.into()));
+    let endpoint = public_client(&idp);
+    let (grant, rotations) = recording_rotations(endpoint);
     let layer = BearerAuthLayer::from_source(grant);
     let first = tokio::spawn({
         let layer = layer.clone();
@@ -928,11 +928,7 @@ async fn invalidate_during_a_refresh_token_exchange_keeps_the_rotation() {
 async fn a_timed_out_refresh_token_exchange_keeps_the_rotation() {
     let (committed, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
     let (idp, seen) = rotating_after_release(Arc::clone(&committed), Arc::clone(&release)).await;
-    let endpoint = TokenEndpoint::builder(&idp)
-        .client_id("cid")
-        .http_service(hyper_client())
-        .build()
-        .expect("valid");
+    let endpoint = public_client(&idp);
     let layer = BearerAuthLayer::builder()
         .source(RefreshTokenGrant::new(endpoint, "rt-1"))
         .fetch_timeout(Duration::from_millis(200))

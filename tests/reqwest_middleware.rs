@@ -192,11 +192,7 @@ async fn a_failing_source_is_a_middleware_error_with_the_cause() {
 /// two APIs: A (`127.0.0.1`) and B (`localhost`).
 fn documented_client(a: &Server, b: &Server) -> ClientWithMiddleware {
     let b_origin = b.localhost_url("");
-    let reqwest = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let reqwest = common::reqwest_without_redirects();
     ClientBuilder::new(reqwest)
         .with(FollowRedirects::new())
         .with(
@@ -398,11 +394,7 @@ async fn a_callers_own_authorization_is_never_swapped_for_the_services_on_a_chai
 async fn follow_redirects_drops_the_requests_own_credentials_across_origins_and_stops_at_the_limit()
 {
     let (a, b) = (Server::start().await, Server::start().await);
-    let reqwest = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let reqwest = common::reqwest_without_redirects();
     let client = ClientBuilder::new(reqwest)
         .with(FollowRedirects::new().max_redirects(1))
         .build();
@@ -467,16 +459,10 @@ async fn a_401_from_a_redirect_target_elsewhere_never_drops_the_token() {
     let follows_itself = ClientBuilder::new(reqwest_client())
         .with(auth.clone())
         .build();
-    let documented = ClientBuilder::new(
-        reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
-    )
-    .with(FollowRedirects::new())
-    .with(auth)
-    .build();
+    let documented = ClientBuilder::new(common::reqwest_without_redirects())
+        .with(FollowRedirects::new())
+        .with(auth)
+        .build();
     for _ in 0..10 {
         let response = documented
             .get(a.redirect(&b.localhost_url("/unauthorized"), 302))
@@ -536,11 +522,7 @@ async fn one_cookie_field_request_pairs_then_the_sessions() {
 #[tokio::test]
 async fn follow_redirects_treats_a_sensitive_value_as_the_requests_own_credential() {
     let (a, b) = (Server::start().await, Server::start().await);
-    let reqwest = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let reqwest = common::reqwest_without_redirects();
     let client = ClientBuilder::new(reqwest)
         .with(FollowRedirects::new())
         .build();

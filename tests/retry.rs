@@ -364,11 +364,7 @@ mod reqwest_chain {
         let server = Server::start().await;
         server.revoke("Bearer t1");
         let (fetches, source) = common::counting_source();
-        let reqwest = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let reqwest = common::reqwest_without_redirects();
         let client = ClientBuilder::new(reqwest)
             .with(FollowRedirects::new())
             .with(RetryUnauthorized::new())

@@ -254,6 +254,16 @@ pub type Body = http_body_util::Empty<bytes::Bytes>;
 /// A request body with content, for redirects that replay it (307, 308).
 pub type FullBody = http_body_util::Full<bytes::Bytes>;
 
+/// A reqwest client for loopback (never through a proxy from the environment) that does not
+/// follow redirects itself: the setup the README documents, with `FollowRedirects` first.
+pub fn reqwest_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 /// A real hyper-util client for plain http on loopback.
 pub fn hyper_client() -> Client<HttpConnector, Body> {
     Client::builder(TokioExecutor::new()).build_http()

@@ -278,19 +278,11 @@ impl AuthCore {
     fn plain_value(&self) -> Option<(HeaderValue, Option<Carried>)> {
         match &self.secret {
             Secret::Fixed(value) => Some((value.clone(), None)),
-            _ => self.cached_value(),
-        }
-    }
-
-    /// [`plain_value`](Self::plain_value) for a token source.
-    #[inline(always)]
-    fn cached_value(&self) -> Option<(HeaderValue, Option<Carried>)> {
-        match &self.secret {
             Secret::Source(cache) => match cache.lookup() {
                 Lookup::Ready(value, ticket) => Some((value, Some(self.carried(ticket)))),
                 Lookup::Wait => None,
             },
-            Secret::Fixed(_) | Secret::Live(_) => None,
+            Secret::Live(_) => None,
         }
     }
 

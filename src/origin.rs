@@ -366,6 +366,102 @@ impl OriginId {
     }
 }
 
+/// Where a request that carries a cached token went, kept in its response future for the one
+/// case that asks: a `401` that says where it came from (tower-http's `RequestUri`, with the
+/// `tower-http` feature). The request's scheme and authority are copied as they are (no
+/// parsing, no hashing: about 30 instructions) and turned into an [`OriginId`] only for such a
+/// response; one too long to copy is hashed at once. Without the feature nothing can ask, and
+/// this is empty.
+#[derive(Clone, Copy)]
+pub(crate) struct SentTo {
+    #[cfg(feature = "tower-http")]
+    repr: SentToRepr,
+}
+
+#[cfg(feature = "tower-http")]
+#[derive(Clone, Copy)]
+enum SentToRepr {
+    /// `buf[..scheme]` is the scheme, `buf[scheme..len]` the authority (`None`: the URI had
+    /// none), both as the URI spelled them.
+    Copied {
+        scheme: Option<u8>,
+        len: Option<u8>,
+        buf: [u8; SENT_TO_COPIED],
+    },
+    Hashed(OriginId),
+}
+
+/// Scheme and authority up to this many bytes are copied (`https` and a 43-byte host:port).
+#[cfg(feature = "tower-http")]
+const SENT_TO_COPIED: usize = 48;
+
+impl SentTo {
+    #[inline]
+    pub(crate) fn of(uri: &Uri) -> Self {
+        #[cfg(feature = "tower-http")]
+        {
+            let scheme = uri.scheme_str().map(str::as_bytes);
+            let authority = uri.authority().map(|a| a.as_str().as_bytes());
+            let scheme_len = scheme.map_or(0, <[u8]>::len);
+            let total = scheme_len + authority.map_or(0, <[u8]>::len);
+            if total > SENT_TO_COPIED {
+                return Self {
+                    repr: SentToRepr::Hashed(OriginId::of(&Target::from_uri(uri))),
+                };
+            }
+            let mut buf = [0u8; SENT_TO_COPIED];
+            if let Some(scheme) = scheme {
+                buf[..scheme_len].copy_from_slice(scheme);
+            }
+            if let Some(authority) = authority {
+                buf[scheme_len..total].copy_from_slice(authority);
+            }
+            // Both fit in a `u8`: `total` is at most `SENT_TO_COPIED`.
+            Self {
+                repr: SentToRepr::Copied {
+                    scheme: scheme.map(|_| scheme_len as u8),
+                    len: authority.map(|_| total as u8),
+                    buf,
+                },
+            }
+        }
+        #[cfg(not(feature = "tower-http"))]
+        {
+            let _ = uri;
+            Self {}
+        }
+    }
+
+    /// The [`OriginId`] of where the request went; `None` only if it could not be told (it
+    /// always can: what was copied came from a valid URI).
+    pub(crate) fn origin_id(&self) -> Option<OriginId> {
+        #[cfg(feature = "tower-http")]
+        match &self.repr {
+            SentToRepr::Hashed(id) => Some(*id),
+            SentToRepr::Copied { scheme, len, buf } => {
+                let scheme_len = usize::from(scheme.unwrap_or(0));
+                let scheme = match scheme {
+                    Some(_) => Some(std::str::from_utf8(buf.get(..scheme_len)?).ok()?),
+                    None => None,
+                };
+                let authority = match len {
+                    Some(len) => Some(
+                        http::uri::Authority::try_from(buf.get(scheme_len..usize::from(*len))?)
+                            .ok()?,
+                    ),
+                    None => None,
+                };
+                Some(OriginId::of(&Target {
+                    scheme,
+                    authority: TargetAuthority::Uri(authority.as_ref()),
+                }))
+            }
+        }
+        #[cfg(not(feature = "tower-http"))]
+        None
+    }
+}
+
 /// `s` in ASCII lowercase, then a terminator, into `h`: a chunk per write, not a byte (SipHash
 /// pays a call per write; a byte at a time cost about 2,000 instructions for one host).
 fn write_lowercase(h: &mut impl std::hash::Hasher, s: &str) {
@@ -632,6 +728,37 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
+    }
+
+    #[cfg(feature = "tower-http")]
+    #[test]
+    fn sent_to_names_the_origin_the_request_went_to_copied_or_hashed() {
+        let long_host = format!("https://{}.example.com:8443/x", "a".repeat(60));
+        let uris = [
+            "https://api.example.com/v1/items?q=1",
+            "HTTPS://API.example.com:443/",
+            "http://user:pw@127.0.0.1:8080/x",
+            "http://[::1]:8080/",
+            "http://127.0.0.1:8080@evil.net:8080/",
+            // 48 bytes of scheme and authority: the longest copied.
+            "https://abcdefghijklmnopqrstuvwxyz0123456789.example/",
+            // 49: hashed at once.
+            "https://abcdefghijklmnopqrstuvwxyz0123456789a.example/",
+            long_host.as_str(),
+            "/relative",
+            "*",
+        ];
+        for uri in uris {
+            let uri: Uri = uri.parse().expect("uri");
+            let id = OriginId::of(&Target::from_uri(&uri));
+            assert_eq!(SentTo::of(&uri).origin_id(), Some(id), "{uri}");
+        }
+        let a: Uri = "https://api.example.com/".parse().expect("uri");
+        let b: Uri = "https://api.example.net/".parse().expect("uri");
+        assert_ne!(
+            SentTo::of(&a).origin_id(),
+            Some(OriginId::of(&Target::from_uri(&b)))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use pin_project_lite::pin_project;
 
 use super::core::{self, Carried, TokenRejected};
 use crate::error::{BoxError, Error};
-use crate::origin::{OriginId, Target};
+use crate::origin::{SentTo, Target};
 
 /// The boxed wait for a token, then the inner service's future. Only requests that have to
 /// wait for a fetch take this path; the fixed and cached-token paths are not boxed.
@@ -59,11 +59,11 @@ pin_project! {
             #[pin]
             future: F,
             carried: Option<Carried>,
-            sent_to: Option<OriginId>,
+            sent_to: Option<SentTo>,
         },
         Waiting {
             waiting: Waiting<F>,
-            sent_to: Option<OriginId>,
+            sent_to: Option<SentTo>,
         },
         Failed {
             error: Option<Error>,
@@ -72,15 +72,21 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn inner(future: F, carried: Option<Carried>, sent_to: Option<OriginId>) -> Self {
+    pub(super) fn inner(future: F, carried: Option<Carried>, sent_to: Option<SentTo>) -> Self {
         match carried {
             None => Self::plain(future),
-            carried => Self {
-                state: State::Inner {
-                    future,
-                    carried,
-                    sent_to,
-                },
+            Some(carried) => Self::carrying(future, carried, sent_to),
+        }
+    }
+
+    /// The inner future of a request that carries the cached token: its response is judged.
+    #[inline]
+    pub(super) fn carrying(future: F, carried: Carried, sent_to: Option<SentTo>) -> Self {
+        Self {
+            state: State::Inner {
+                future,
+                carried: Some(carried),
+                sent_to,
             },
         }
     }
@@ -93,7 +99,7 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(super) fn waiting(waiting: Waiting<F>, sent_to: Option<OriginId>) -> Self {
+    pub(super) fn waiting(waiting: Waiting<F>, sent_to: Option<SentTo>) -> Self {
         Self {
             state: State::Waiting { waiting, sent_to },
         }
@@ -175,7 +181,7 @@ where
 /// Mark `response` when it rejected the cached token its request carried (see
 /// [`core::finish`]); fixed tokens and the request's own credential carry nothing to judge.
 #[inline(always)]
-fn judge<R>(response: &mut Response<R>, carried: Option<Carried>, sent_to: Option<OriginId>) {
+fn judge<R>(response: &mut Response<R>, carried: Option<Carried>, sent_to: Option<SentTo>) {
     if carried
         .as_ref()
         .is_some_and(|carried| carried.may_reject(response.status()))
@@ -189,13 +195,13 @@ fn judge<R>(response: &mut Response<R>, carried: Option<Carried>, sent_to: Optio
 fn judge_rejection<R>(
     response: &mut Response<R>,
     carried: Option<Carried>,
-    sent_to: Option<OriginId>,
+    sent_to: Option<SentTo>,
 ) {
     if core::finish(
         response.status(),
         response.headers(),
         carried,
-        sent_to,
+        sent_to.and_then(|s| s.origin_id()),
         answered_by(response),
     ) {
         response.extensions_mut().insert(TokenRejected);

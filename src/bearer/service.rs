@@ -2,13 +2,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use tower_service::Service;
 
 use super::core::{attach, AuthCore, Prepared};
 use super::{BearerAuthLayer, ResponseFuture};
 use crate::error::BoxError;
-use crate::origin::{OriginId, Target};
+use crate::origin::{SentTo, Target};
 use crate::overrides::HeaderOverrides;
 
 /// Middleware that sends a credential (`Authorization: Bearer <token>`, Basic, or an API key)
@@ -197,9 +197,9 @@ where
             if let Some(carried) = self.core.prepare_plain(req.headers_mut()) {
                 return match carried {
                     None => ResponseFuture::plain(self.inner.call(req)),
-                    carried => {
-                        let sent_to = sent_to(&Target::from_uri(req.uri()), true);
-                        ResponseFuture::inner(self.inner.call(req), carried, sent_to)
+                    Some(carried) => {
+                        let sent_to = sent_to(req.uri(), true);
+                        ResponseFuture::carrying(self.inner.call(req), carried, sent_to)
                     }
                 };
             }
@@ -213,7 +213,7 @@ where
         );
         match prepared {
             Prepared::Ready(carried) => {
-                let sent_to = sent_to(&target, carried.is_some());
+                let sent_to = sent_to(&parts.uri, carried.is_some());
                 ResponseFuture::inner(
                     self.inner.call(Request::from_parts(parts, body)),
                     carried,
@@ -222,7 +222,7 @@ where
             }
             Prepared::Refused(err) => ResponseFuture::failed(err),
             Prepared::NeedToken => {
-                let sent_to = sent_to(&target, true);
+                let sent_to = sent_to(&parts.uri, true);
                 // The ready service goes with the request; `self` keeps a clone that will be
                 // made ready by the next `poll_ready`.
                 let clone = self.inner.clone();
@@ -246,17 +246,12 @@ where
 /// its final URI on the response ([`core::finish`](super::core::finish) compares the two). The
 /// recommended order (the redirect layer outside) needs none of this: there every hop is a
 /// request of its own to this layer.
+///
+/// What is kept costs a copy of the scheme and authority (see [`SentTo`]); the origin is
+/// worked out only for a response that may reject the token.
 #[inline]
-fn sent_to(target: &Target<'_>, carries_cached: bool) -> Option<OriginId> {
-    #[cfg(feature = "tower-http")]
-    {
-        carries_cached.then(|| OriginId::of(target))
-    }
-    #[cfg(not(feature = "tower-http"))]
-    {
-        let _ = (target, carries_cached);
-        None
-    }
+fn sent_to(uri: &Uri, carries_cached: bool) -> Option<SentTo> {
+    (cfg!(feature = "tower-http") && carries_cached).then(|| SentTo::of(uri))
 }
 
 impl<S: fmt::Debug> fmt::Debug for BearerAuth<S> {

@@ -132,7 +132,12 @@ where
                     sent_to,
                 } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    judge(&mut response, carried.take(), *sent_to);
+                    if carried
+                        .as_ref()
+                        .is_some_and(|carried| carried.may_reject(response.status()))
+                    {
+                        judge_rejection(&mut response, carried.take(), *sent_to);
+                    }
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Waiting { .. } | StateProj::Failed { .. } => {}
@@ -179,18 +184,8 @@ where
 }
 
 /// Mark `response` when it rejected the cached token its request carried (see
-/// [`core::finish`]); fixed tokens and the request's own credential carry nothing to judge.
-#[inline(always)]
-fn judge<R>(response: &mut Response<R>, carried: Option<Carried>, sent_to: Option<SentTo>) {
-    if carried
-        .as_ref()
-        .is_some_and(|carried| carried.may_reject(response.status()))
-    {
-        judge_rejection(response, carried, sent_to);
-    }
-}
-
-/// [`judge`] for a response its test may call a rejection.
+/// [`core::finish`]): called only for a response its test may call a rejection, so the
+/// running state tests the status inline and takes nothing out of the state otherwise.
 #[inline(never)]
 fn judge_rejection<R>(
     response: &mut Response<R>,

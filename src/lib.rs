@@ -153,8 +153,8 @@
 //!
 //! Per request, over a bare inner service: session headers with 8 names cost about 0.6 of
 //! tower-http's multiple-headers layer or a hand-written `contains_key`/`insert` loop; a fixed
-//! token about 530 instructions (tower-http's `AddAuthorization`, which keeps nothing of the
-//! request's, 280); a cached source token about 1.2 times a fixed one, with no lock and no
+//! token about 490 instructions (tower-http's `AddAuthorization`, which keeps nothing of the
+//! request's, 240); a cached source token about 1.2 times a fixed one, with no lock and no
 //! shared reference count. Neither layer boxes or allocates on those paths. Figures, method and
 //! reproduction: `BENCHMARKS.md` in the crate's source.
 //!

@@ -224,12 +224,16 @@ fn main() {
     println!("\nmedians over {rounds} rounds (ns/request; with workers, throughput in Mreq/s)");
     for v in &variants {
         if v.ns.is_empty() {
-            println!("{:<40} every measurement dropped (MAX_BUSY)", v.name);
+            println!(
+                "{:<40} every measurement dropped (MAX_BUSY): run again when the machine is \
+                 quieter, or raise MAX_BUSY and say so beside the figures",
+                v.name
+            );
             continue;
         }
         let ns = median(&v.ns);
         if v.workers == 0 {
-            println!("{:<40} {ns:>9.1} ns", v.name);
+            println!("{:<40} {ns:>9.1} ns ({} rounds)", v.name, v.ns.len());
         } else {
             let first = variants
                 .iter()

@@ -97,6 +97,19 @@ use crate::overrides::HeaderOverrides;
 /// client.clone().oneshot(Request::get("https://api.example.com/").body(())?).await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Redirects and `401`s
+///
+/// Put tower-http's `FollowRedirectLayer` *outside* `BearerAuth` (before it in
+/// `ServiceBuilder` order): every hop is then a request of its own to this layer, scoped by
+/// its origins and refused over plain `http://` elsewhere, and a `401` that drops the cached
+/// token is always the answer of the origin the token went to (see the crate docs,
+/// "Redirects"). With a redirect layer *inside* `BearerAuth`, only the first hop passes this
+/// layer (the redirect layer carries its headers on; its standard policy strips
+/// `Authorization` across origins); enable the `tower-http` feature so that a `401` at the
+/// end of a chain that left the token's origin (told by tower-http's `RequestUri` on the
+/// response) leaves the token alone. Without the feature such a `401` drops it, and the next
+/// request fetches a new one.
 #[derive(Clone)]
 pub struct BearerAuth<S> {
     inner: S,

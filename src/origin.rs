@@ -93,10 +93,13 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// As `http::Uri::host` gives it: IPv6 in brackets.
+    /// As `http::Uri::host` gives it: IPv6 in brackets. `None` for an authority that names
+    /// no host a rule can trust (see [`checked`]).
     fn host(&self) -> Option<&'a str> {
         match self.authority {
-            TargetAuthority::Uri(authority) => authority.map(http::uri::Authority::host),
+            TargetAuthority::Uri(authority) => {
+                authority.and_then(checked).map(http::uri::Authority::host)
+            }
             #[cfg(feature = "reqwest-middleware")]
             TargetAuthority::Parts { host, .. } => host,
         }
@@ -104,7 +107,9 @@ impl<'a> Target<'a> {
 
     fn port(&self) -> Option<u16> {
         match self.authority {
-            TargetAuthority::Uri(authority) => authority.and_then(http::uri::Authority::port_u16),
+            TargetAuthority::Uri(authority) => authority
+                .and_then(checked)
+                .and_then(http::uri::Authority::port_u16),
             #[cfg(feature = "reqwest-middleware")]
             TargetAuthority::Parts { port, .. } => port,
         }
@@ -331,6 +336,20 @@ impl fmt::Debug for Place {
     }
 }
 
+/// `authority`, unless it is one `http::uri::Authority::from_static` let through unchecked:
+/// it validates only up to a `/`, `?` or `#` and keeps the rest (http 1.5), and `host()` may
+/// then panic. A parsed authority never holds those characters. Such an authority names no
+/// host a rule can trust, so the rules see none: credentials scoped to origins are not sent,
+/// plain `http` is refused, a `401` is not taken for one from a known origin.
+#[inline]
+fn checked(authority: &http::uri::Authority) -> Option<&http::uri::Authority> {
+    let unchecked = authority
+        .as_str()
+        .bytes()
+        .any(|b| matches!(b, b'/' | b'?' | b'#'));
+    (!unchecked).then_some(authority)
+}
+
 /// A request's [`Place`] as 64 bits, for the hot path: it needs no allocation, so a response
 /// future can carry it. Hashed with SipHash under a random per-process key, so two places
 /// collide only by chance (about 2^-64), never by an attacker's choice of host name. Used only to
@@ -432,8 +451,8 @@ impl SentTo {
         }
     }
 
-    /// The [`OriginId`] of where the request went; `None` only if it could not be told (it
-    /// always can: what was copied came from a valid URI).
+    /// The [`OriginId`] of where the request went (`Option` for the build without the
+    /// feature, where nothing is kept).
     pub(crate) fn origin_id(&self) -> Option<OriginId> {
         #[cfg(feature = "tower-http")]
         match &self.repr {
@@ -444,13 +463,12 @@ impl SentTo {
                     Some(_) => Some(std::str::from_utf8(buf.get(..scheme_len)?).ok()?),
                     None => None,
                 };
-                let authority = match len {
-                    Some(len) => Some(
-                        http::uri::Authority::try_from(buf.get(scheme_len..usize::from(*len))?)
-                            .ok()?,
-                    ),
-                    None => None,
-                };
+                // What was copied parses again, but for an authority `from_static` took
+                // unchecked (see `checked`): that one names no host, as one that is absent.
+                let authority = len.and_then(|len| {
+                    let copied = buf.get(scheme_len..usize::from(len))?;
+                    http::uri::Authority::try_from(copied).ok()
+                });
                 Some(OriginId::of(&Target {
                     scheme,
                     authority: TargetAuthority::Uri(authority.as_ref()),
@@ -727,6 +745,45 @@ mod tests {
             "",
         ] {
             assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    /// `Authority::from_static` checks only up to a `/`, `?` or `#` and keeps the rest; http's
+    /// `host()` then panics on some of them. The rules see no host: nothing panics, plain http
+    /// is refused, no origin matches.
+    #[test]
+    fn an_unchecked_static_authority_names_no_host_and_never_panics() {
+        let api = origin("https://api.example.com");
+        for authority in [
+            "a/@",
+            "a/@[",
+            "a?@",
+            "x#@api.example.com",
+            "api.example.com:443/",
+        ] {
+            for scheme in [http::uri::Scheme::HTTP, http::uri::Scheme::HTTPS] {
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(scheme.clone());
+                parts.authority = Some(http::uri::Authority::from_static(authority));
+                parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+                let uri = Uri::from_parts(parts).expect("uri");
+                let target = Target::from_uri(&uri);
+                assert_eq!(target.host(), None, "{authority}");
+                assert_eq!(target.port(), None, "{authority}");
+                assert_eq!(
+                    target.is_plaintext_remote(),
+                    scheme == http::uri::Scheme::HTTP
+                );
+                assert_eq!(
+                    Target::uri_is_plaintext_remote(&uri),
+                    scheme == http::uri::Scheme::HTTP
+                );
+                assert!(!api.matches(&target), "{authority}");
+                assert!(!target.describe().contains('@'), "{}", target.describe());
+                let _ = OriginId::of(&target);
+                #[cfg(feature = "tower-http")]
+                assert_eq!(SentTo::of(&uri).origin_id(), Some(OriginId::of(&target)));
+            }
         }
     }
 

@@ -650,3 +650,90 @@ proptest! {
         prop_assert!(err.source().is_none());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// URIs built by hand
+// ---------------------------------------------------------------------------------------------
+
+/// A URI whose authority `http::uri::Authority::from_static` took unchecked: http 1.5 validates
+/// a static authority only up to a `/`, `?` or `#` and keeps the rest, and its `host()` then
+/// panics on some of them (`a/@`). Such an authority names no host the layers can trust.
+fn unchecked_uri(scheme: http::uri::Scheme, authority: &'static str) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(http::uri::Authority::from_static(authority));
+    parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    Uri::from_parts(parts).expect("a URI from parts")
+}
+
+/// Through both services, with and without origins and with a cached token answered by `401`:
+/// nothing panics; plain http is refused; an origin-scoped layer adds nothing (the authority
+/// matches no origin); an unscoped layer over https sends its credential as for any host.
+#[tokio::test]
+async fn unchecked_static_authorities_never_panic_and_match_no_origin() {
+    use http::uri::Scheme;
+    let echo = service_fn(|req: Request<()>| async move {
+        let mut response = Response::new(req.headers().clone());
+        *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+        Ok::<_, Infallible>(response)
+    });
+    let source = || async { Ok::<_, BoxError>(Token::new(BearerToken::new("cached")?)) };
+    let unscoped = ServiceBuilder::new()
+        .layer(BearerAuthLayer::from_source(source))
+        .service(echo.clone());
+    let scoped_auth = ServiceBuilder::new()
+        .layer(
+            BearerAuthLayer::builder()
+                .token("fixed")
+                .origin("https://api.example.com")
+                .build()
+                .expect("layer"),
+        )
+        .service(echo.clone());
+    let scoped_session = ServiceBuilder::new()
+        .layer(
+            DefaultHeadersLayer::builder()
+                .header("x-api-version", "2")
+                .origin("https://api.example.com")
+                .build()
+                .expect("layer"),
+        )
+        .service(echo);
+    for authority in [
+        "a/@",
+        "a/@[",
+        "a?@",
+        "x#@api.example.com",
+        "api.example.com:443/",
+    ] {
+        let https = || Request::get(unchecked_uri(Scheme::HTTPS, authority)).body(());
+        let http = || Request::get(unchecked_uri(Scheme::HTTP, authority)).body(());
+
+        let err = unscoped
+            .clone()
+            .oneshot(http().expect("request"))
+            .await
+            .expect_err(authority);
+        let kind = err.downcast_ref::<Error>().map(Error::kind);
+        assert_eq!(kind, Some(ErrorKind::PlaintextRefused), "{authority}");
+        for _ in 0..2 {
+            let sent = unscoped.clone().oneshot(https().expect("request")).await;
+            let sent = sent.expect(authority);
+            assert_eq!(sent.body()["authorization"], "Bearer cached", "{authority}");
+        }
+
+        for scheme in [Scheme::HTTPS, Scheme::HTTP] {
+            let request = || Request::get(unchecked_uri(scheme.clone(), authority)).body(());
+            let sent = scoped_auth
+                .clone()
+                .oneshot(request().expect("request"))
+                .await;
+            assert!(!sent.expect(authority).body().contains_key("authorization"));
+            let sent = scoped_session
+                .clone()
+                .oneshot(request().expect("request"))
+                .await;
+            assert!(!sent.expect(authority).body().contains_key("x-api-version"));
+        }
+    }
+}

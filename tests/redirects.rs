@@ -424,6 +424,74 @@ async fn a_401_from_a_redirect_target_elsewhere_never_drops_the_token_recommende
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// `BearerAuth` outside a redirect layer, the request's authority one that
+/// `Authority::from_static` took unchecked (`x/@api.example.com`: http 1.5 validates it only up
+/// to the `/`): B's `401`s still leave A's token alone, and A's own `401` still drops it. (The
+/// inner service stands in for a `FollowRedirect` and the two origins: no real server takes
+/// such a URI over plain http, which the layer refuses.)
+#[cfg(feature = "tower-http")]
+#[tokio::test]
+async fn a_401_from_elsewhere_never_drops_the_token_whatever_the_requests_authority() {
+    use http::uri::{Authority, Parts, PathAndQuery, Scheme};
+    use tower_http::follow_redirect::RequestUri;
+    let (fetches, source) = common::counting_source();
+    // Requests to `/elsewhere` end at B; the others at the origin they went to.
+    let redirected = tower::service_fn(|req: Request<()>| async move {
+        let answered_by: http::Uri = match req.uri().path() {
+            "/elsewhere" => "https://b.example.net/unauthorized".parse().expect("uri"),
+            _ => req.uri().clone(),
+        };
+        let mut response = http::Response::new(());
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        response.extensions_mut().insert(RequestUri(answered_by));
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let svc = ServiceBuilder::new()
+        .layer(BearerAuthLayer::from_source(source))
+        .service(redirected);
+    let uri = |authority: &'static str, path: &'static str| {
+        let mut parts = Parts::default();
+        parts.scheme = Some(Scheme::HTTPS);
+        parts.authority = Some(Authority::from_static(authority));
+        parts.path_and_query = Some(PathAndQuery::from_static(path));
+        http::Uri::from_parts(parts).expect("uri")
+    };
+    let rejected = |uri: http::Uri| {
+        let svc = svc.clone();
+        async move {
+            let response = svc
+                .oneshot(Request::get(uri).body(()).expect("request"))
+                .await
+                .expect("response");
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            response
+                .extensions()
+                .get::<tower_client_headers::TokenRejected>()
+                .is_some()
+        }
+    };
+    let fetches = move || fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let mut expected = 1;
+    for authority in [
+        "x/@api.example.com",
+        "api.example.com:443/",
+        "api.example.com",
+    ] {
+        for _ in 0..3 {
+            assert!(!rejected(uri(authority, "/elsewhere")).await, "{authority}");
+            assert_eq!(
+                fetches(),
+                expected,
+                "B's 401 dropped the token: {authority}"
+            );
+        }
+        assert!(rejected(uri(authority, "/here")).await, "{authority}");
+        assert!(!rejected(uri(authority, "/elsewhere")).await, "{authority}");
+        expected += 1;
+        assert_eq!(fetches(), expected, "A's 401 kept the token: {authority}");
+    }
+}
+
 /// The other order, `BearerAuth` outside the redirect layer: with the `tower-http` feature it
 /// reads the final `RequestUri` and sees the 401 came from B.
 #[cfg(feature = "tower-http")]

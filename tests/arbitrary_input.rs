@@ -680,7 +680,7 @@ async fn unchecked_static_authorities_never_panic_and_match_no_origin() {
     let source = || async { Ok::<_, BoxError>(Token::new(BearerToken::new("cached")?)) };
     let unscoped = ServiceBuilder::new()
         .layer(BearerAuthLayer::from_source(source))
-        .service(echo.clone());
+        .service(echo);
     let scoped_auth = ServiceBuilder::new()
         .layer(
             BearerAuthLayer::builder()
@@ -689,7 +689,7 @@ async fn unchecked_static_authorities_never_panic_and_match_no_origin() {
                 .build()
                 .expect("layer"),
         )
-        .service(echo.clone());
+        .service(echo);
     let scoped_session = ServiceBuilder::new()
         .layer(
             DefaultHeadersLayer::builder()

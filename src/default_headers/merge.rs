@@ -459,7 +459,7 @@ impl fmt::Debug for SessionHeaders {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::origin::Target;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -477,7 +477,7 @@ mod tests {
     }
 
     /// Apply `layer` to a request to `uri` with `request` headers and `overrides`.
-    fn merged(
+    pub(in crate::default_headers) fn merged(
         layer: &DefaultHeadersLayer,
         uri: &str,
         request: &[(&str, &str)],
@@ -508,7 +508,10 @@ mod tests {
             .apply(RequestLine::from_uri(method, uri), headers, overrides);
     }
 
-    fn values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    pub(in crate::default_headers) fn values<'a>(
+        headers: &'a HeaderMap,
+        name: &str,
+    ) -> Vec<&'a str> {
         headers
             .get_all(name)
             .iter()

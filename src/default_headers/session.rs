@@ -291,31 +291,19 @@ mod tests {
     use std::time::Duration;
 
     use http::header::{ACCEPT, AUTHORIZATION, COOKIE, USER_AGENT};
-    use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
+    use http::{HeaderValue, Request, Response};
     use tower::{service_fn, Service, ServiceExt};
     use tower_layer::Layer;
 
-    use super::super::{DefaultHeadersLayer, RequestLine};
+    use super::super::merge::tests::{merged, values};
+    use super::super::DefaultHeadersLayer;
     use super::*;
 
     const API: &str = "https://api.example.com/v1/items";
 
     /// The headers a request to `uri` with its own `request` headers leaves with.
     fn sent(layer: &DefaultHeadersLayer, uri: &str, request: &[(&str, &str)]) -> HeaderMap {
-        let uri: Uri = uri.parse().expect("uri");
-        let mut headers = HeaderMap::new();
-        for (name, value) in request {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_str(value).expect("value"),
-            );
-        }
-        layer.session().apply(
-            RequestLine::from_uri(&Method::GET, &uri),
-            &mut headers,
-            None,
-        );
-        headers
+        merged(layer, uri, request, None)
     }
 
     /// Every value of every name, with its sensitivity, in order.
@@ -326,14 +314,6 @@ mod tests {
                 let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
                 (n.to_string(), value, v.is_sensitive())
             })
-            .collect()
-    }
-
-    fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
-        headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect()
     }
 

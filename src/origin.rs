@@ -451,18 +451,17 @@ impl SentTo {
         }
     }
 
-    /// The [`OriginId`] of where the request went (`Option` for the build without the
-    /// feature, where nothing is kept).
+    /// The [`OriginId`] of where the request went: always `Some` with the feature; `None`
+    /// without it, where nothing is kept.
     pub(crate) fn origin_id(&self) -> Option<OriginId> {
         #[cfg(feature = "tower-http")]
         match &self.repr {
             SentToRepr::Hashed(id) => Some(*id),
             SentToRepr::Copied { scheme, len, buf } => {
                 let scheme_len = usize::from(scheme.unwrap_or(0));
-                let scheme = match scheme {
-                    Some(_) => Some(std::str::from_utf8(buf.get(..scheme_len)?).ok()?),
-                    None => None,
-                };
+                // Copied from a `&str`, so it reads back; never an early `None`, which would
+                // let any `401` drop the token.
+                let scheme = scheme.and_then(|_| std::str::from_utf8(buf.get(..scheme_len)?).ok());
                 // What was copied parses again, but for an authority `from_static` took
                 // unchecked (see `checked`): that one names no host, as one that is absent.
                 let authority = len.and_then(|len| {

@@ -272,8 +272,8 @@ impl AuthCore {
         }
     }
 
-    /// The credential [`prepare_plain`](Self::prepare_plain) adds: the fixed one, or the
-    /// source's cached token when it may be sent now.
+    /// The credential [`prepare_plain`](Self::prepare_plain) and [`fill`](Self::fill) add:
+    /// the fixed one, or the source's cached token when it may be sent now.
     #[inline(always)]
     fn plain_value(&self) -> Option<(HeaderValue, Option<Carried>)> {
         match &self.secret {
@@ -296,7 +296,6 @@ impl AuthCore {
             }
         }
         let (value, carried) = match &self.secret {
-            Secret::Fixed(value) => (value.clone(), None),
             Secret::Live(live) => match &*live.load() {
                 None => return Prepared::Ready(None),
                 Some(value) => {
@@ -306,9 +305,11 @@ impl AuthCore {
                     (HeaderValue::clone(value), None)
                 }
             },
-            Secret::Source(cache) => match cache.lookup() {
-                Lookup::Ready(value, ticket) => (value, Some(self.carried(ticket))),
-                Lookup::Wait => return Prepared::NeedToken,
+            // The fixed credential, or the cached token; `None` only when a source has no
+            // token to send now.
+            Secret::Fixed(_) | Secret::Source(_) => match self.plain_value() {
+                Some(value) => value,
+                None => return Prepared::NeedToken,
             },
         };
         // `try_entry` made room for the value, so this insert succeeds; an `Err` still sends
